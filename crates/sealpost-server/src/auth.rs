@@ -1,0 +1,350 @@
+//! Signing in and out: prelogin, login, refresh, logout, and the session list (PROTOCOL §4, §4.3).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use sealpost_crypto::b64;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, ClientAddr, Fields, JsonBody};
+use crate::limits::Action;
+use crate::state::AppState;
+use crate::store::{now_ms, Kdf, Refreshed};
+use crate::tokens::{hash_token, new_refresh_token, Claims};
+use crate::validate::{self, rfc3339, KdfWire};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(prelogin))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreloginRequest {
+    email: String,
+}
+
+impl Fields for PreloginRequest {
+    const FIELDS: &'static [&'static str] = &["email"];
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreloginResponse {
+    kdf: KdfWire,
+}
+
+/// The KDF parameters to derive an account's keys with. An unknown email gets a stable fake
+/// answer of the same shape, so this call never tells who has an account.
+#[utoipa::path(post, path = "/v1/auth/prelogin", tag = "auth", request_body = PreloginRequest,
+    responses((status = 200, body = PreloginResponse), (status = 400), (status = 429)))]
+async fn prelogin(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<PreloginRequest>,
+) -> ApiResult<Json<PreloginResponse>> {
+    let email = validate::email("email", &req.email)?;
+    state.rate.check(Action::Prelogin, addr, Some(&email))?;
+    let kdf = match state.store.kdf(&email).await? {
+        Some(kdf) => kdf,
+        None => Kdf {
+            salt: state.prelogin_key.fake_salt(&email),
+            opslimit: state.config.kdf_opslimit as i64,
+            memlimit: state.config.kdf_memlimit as i64,
+        },
+    };
+    Ok(Json(PreloginResponse {
+        kdf: KdfWire::from_store(&kdf),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    /// 32 bytes (PROTOCOL §2.1), never the password.
+    auth_key: String,
+    device_name: Option<String>,
+}
+
+impl Fields for LoginRequest {
+    const FIELDS: &'static [&'static str] = &["email", "auth_key", "device_name"];
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyWire {
+    public_key: String,
+    key_version: i64,
+    wrapped_secret_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    user_id: Uuid,
+    session_id: Uuid,
+    access_token: String,
+    refresh_token: String,
+    /// Seconds.
+    expires_in: u64,
+    wrapped_account_key: String,
+    /// The newest key version.
+    keys: KeyWire,
+    /// The older versions, newest first.
+    previous_keys: Vec<KeyWire>,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sign in with the `auth_key` derived from the password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400), (status = 401), (status = 429)))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let email = validate::email("email", &req.email)?;
+    let auth_key = validate::bytes("auth_key", &req.auth_key, 32)?;
+    let device_name = match req.device_name.as_deref().map(str::trim) {
+        Some(name) if name.chars().count() > 100 => {
+            return Err(ApiError::invalid(
+                "device_name",
+                "device_name is at most 100 characters",
+            ))
+        }
+        Some("") | None => None,
+        Some(name) => Some(name.to_owned()),
+    };
+    state.rate.check(Action::Login, addr, None)?;
+    state.rate.check_failures(&email)?;
+    let presented = validate::sha256(&auth_key);
+    let credentials = state.store.credentials(&email).await?;
+    // The same comparison, in the same time, whether or not the account exists.
+    let (user_id, stored) = match &credentials {
+        Some(c) => (Some(c.user_id), c.auth_hash.as_slice()),
+        None => (None, &[0u8; 32][..]),
+    };
+    let matches: bool = presented.ct_eq(stored).into();
+    let Some(user_id) = user_id.filter(|_| matches) else {
+        state.rate.failed(&email);
+        return Err(ApiError::unauthenticated("wrong email or password"));
+    };
+    let keyring = state
+        .store
+        .keyring(user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
+    let now = now_ms();
+    let (refresh_token, refresh_hash) = new_refresh_token();
+    let session_id = state
+        .store
+        .create_session(
+            user_id,
+            device_name.as_deref(),
+            &refresh_hash,
+            now,
+            refresh_expiry(&state, now),
+        )
+        .await?;
+    let (access_token, expires_in) = access_token(&state, user_id, session_id, now);
+    let mut keys = keyring.keys.into_iter().map(|k| KeyWire {
+        public_key: b64::encode(&k.public_key),
+        key_version: k.key_version,
+        wrapped_secret_key: k
+            .wrapped_secret_key
+            .as_deref()
+            .map(b64::encode)
+            .unwrap_or_default(),
+    });
+    let newest = keys
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("account {user_id} has no key"))?;
+    tracing::info!(%user_id, %session_id, "signed in");
+    Ok(Json(LoginResponse {
+        user_id,
+        session_id,
+        access_token,
+        refresh_token,
+        expires_in,
+        wrapped_account_key: b64::encode(&keyring.wrapped_account_key),
+        keys: newest,
+        previous_keys: keys.collect(),
+    }))
+}
+
+fn refresh_expiry(state: &AppState, now: i64) -> i64 {
+    now + (state.config.refresh_token_ttl as i64) * 1000
+}
+
+/// Mints an access token for a session: (token, expires_in seconds).
+pub fn access_token(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+    now_ms: i64,
+) -> (String, u64) {
+    let ttl = state.config.access_token_ttl();
+    let iat = now_ms / 1000;
+    let claims = Claims {
+        sub: user_id,
+        sid: session_id,
+        iat,
+        exp: iat + ttl.as_secs() as i64,
+    };
+    (state.jwt.sign(&claims), ttl.as_secs())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest(<redacted>)")
+    }
+}
+
+impl Fields for RefreshRequest {
+    const FIELDS: &'static [&'static str] = &["refresh_token"];
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenPair {
+    access_token: String,
+    refresh_token: String,
+    expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenPair(<redacted>)")
+    }
+}
+
+/// Trade a refresh token for new tokens. The old refresh token dies; presenting a dead one
+/// revokes the whole session.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 400), (status = 401), (status = 429)))]
+async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    state.rate.check(Action::Refresh, addr, None)?;
+    let now = now_ms();
+    let (refresh_token, new_hash) = new_refresh_token();
+    let outcome = state
+        .store
+        .refresh(
+            &hash_token(&req.refresh_token),
+            &new_hash,
+            now,
+            refresh_expiry(&state, now),
+        )
+        .await?;
+    match outcome {
+        Refreshed::Rotated {
+            user_id,
+            session_id,
+        } => {
+            let (access_token, expires_in) = access_token(&state, user_id, session_id, now);
+            Ok(Json(TokenPair {
+                access_token,
+                refresh_token,
+                expires_in,
+            }))
+        }
+        Refreshed::Reused => {
+            tracing::warn!("a used refresh token was presented again: its session is revoked");
+            Err(ApiError::unauthenticated(
+                "this refresh token was already used; the session is revoked: sign in again",
+            ))
+        }
+        Refreshed::Invalid => Err(ApiError::unauthenticated(
+            "the refresh token is invalid or expired: sign in again",
+        )),
+    }
+}
+
+/// Sign out: revoke this session.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401)))]
+async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    state
+        .store
+        .revoke_session(auth.user_id, auth.session_id, now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionWire {
+    id: Uuid,
+    device_name: Option<String>,
+    created_at: String,
+    last_used_at: String,
+    /// Whether this is the session making the call.
+    current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionWire>,
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/v1/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = 401)))]
+async fn list_sessions(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<SessionList>> {
+    let sessions = state
+        .store
+        .sessions(auth.user_id)
+        .await?
+        .into_iter()
+        .map(|s| SessionWire {
+            current: s.id == auth.session_id,
+            id: s.id,
+            device_name: s.device_name,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204), (status = 401), (status = 404)))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = validate::uuid("id", &id).map_err(|_| ApiError::not_found("no such session"))?;
+    if !state
+        .store
+        .revoke_session(auth.user_id, id, now_ms())
+        .await?
+    {
+        return Err(ApiError::not_found("no such session"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,157 @@
+//! Prometheus metrics, in the text exposition format: requests by route and status, a latency
+//! histogram, messages stored, the database pool and the streams.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The node's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    pub messages_stored: AtomicU64,
+    pub streams_open: AtomicU64,
+    pub messages_pushed: AtomicU64,
+    pub slow_consumer_disconnects: AtomicU64,
+    pub overloaded: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request of `route` (the matched path pattern, never the raw URL).
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let h = requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default();
+        h.count += 1;
+        h.sum += secs;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self, backend: &str, pool: (u32, usize)) -> String {
+        let mut out = String::with_capacity(4096);
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str(
+            "# HELP sealpost_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE sealpost_http_requests_total counter\n");
+        for ((method, route, status), h) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "sealpost_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str(
+            "# HELP sealpost_http_request_duration_seconds HTTP request latency by route.\n",
+        );
+        out.push_str("# TYPE sealpost_http_request_duration_seconds histogram\n");
+        let mut by_route: BTreeMap<(&str, &str), Histogram> = BTreeMap::new();
+        for ((method, route, _), h) in requests.iter() {
+            let agg = by_route
+                .entry((method.as_str(), route.as_str()))
+                .or_default();
+            agg.count += h.count;
+            agg.sum += h.sum;
+            for (a, b) in agg.buckets.iter_mut().zip(h.buckets.iter()) {
+                *a += b;
+            }
+        }
+        for ((method, route), h) in &by_route {
+            let labels = format!("method=\"{method}\",route=\"{route}\"");
+            for (le, n) in BUCKETS.iter().zip(h.buckets.iter()) {
+                let _ = writeln!(
+                    out,
+                    "sealpost_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "sealpost_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "sealpost_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "sealpost_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        gauge(
+            &mut out,
+            "sealpost_messages_stored_total",
+            "counter",
+            "Mailbox entries stored by this node.",
+            load(&self.messages_stored),
+        );
+        gauge(
+            &mut out,
+            "sealpost_overloaded_total",
+            "counter",
+            "Requests shed with 503.",
+            load(&self.overloaded),
+        );
+        gauge(
+            &mut out,
+            "sealpost_streams_open",
+            "gauge",
+            "WebSocket streams open on this node.",
+            load(&self.streams_open),
+        );
+        gauge(
+            &mut out,
+            "sealpost_messages_pushed_total",
+            "counter",
+            "Entries pushed on streams.",
+            load(&self.messages_pushed),
+        );
+        gauge(
+            &mut out,
+            "sealpost_slow_consumer_disconnects_total",
+            "counter",
+            "Streams closed with 4409 for falling behind.",
+            load(&self.slow_consumer_disconnects),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sealpost_db_pool_connections Database pool connections by state.\n\
+             # TYPE sealpost_db_pool_connections gauge\n\
+             sealpost_db_pool_connections{{backend=\"{backend}\",state=\"idle\"}} {}\n\
+             sealpost_db_pool_connections{{backend=\"{backend}\",state=\"in_use\"}} {}",
+            pool.1,
+            (pool.0 as usize).saturating_sub(pool.1)
+        );
+        out
+    }
+}

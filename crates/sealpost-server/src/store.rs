@@ -1,0 +1,787 @@
+//! The store: the only module that knows SQL. One interface, two real backends (embedded SQLite,
+//! PostgreSQL). Both accept the same statements almost everywhere (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`), so each method is written once and compiled for each pool by [`on!`]; where
+//! the dialects differ, the two statements stand side by side.
+//!
+//! Times are stored as Unix milliseconds. Every method that writes commits before it returns, so
+//! a 2xx built on its answer is durable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use sqlx::postgres::{PgPoolOptions, Postgres};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Row as _, Sqlite};
+use uuid::Uuid;
+
+/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool: the same code, compiled
+/// for each backend.
+macro_rules! on {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Numbered migrations, per backend, applied in order at start-up.
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// The database behind one node.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(Pool<Sqlite>),
+    Postgres(Pool<Postgres>),
+}
+
+/// What registration stores.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub id: Uuid,
+    pub email: String,
+    pub kdf: Kdf,
+    pub auth_hash: Vec<u8>,
+    pub wrapped_account_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub wrapped_secret_key: Vec<u8>,
+    pub recovery: Option<(Vec<u8>, Vec<u8>)>,
+    pub now: i64,
+}
+
+/// Argon2id parameters of an account (PROTOCOL §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kdf {
+    pub salt: Vec<u8>,
+    pub opslimit: i64,
+    pub memlimit: i64,
+}
+
+/// What login needs of an account.
+#[derive(Debug)]
+pub struct Credentials {
+    pub user_id: Uuid,
+    pub auth_hash: Vec<u8>,
+}
+
+/// One key version of an account.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub key_version: i64,
+    pub public_key: Vec<u8>,
+    pub wrapped_secret_key: Option<Vec<u8>>,
+}
+
+/// What login hands back to the client to unwrap.
+#[derive(Debug)]
+pub struct Keyring {
+    pub wrapped_account_key: Vec<u8>,
+    /// Newest first.
+    pub keys: Vec<KeyRecord>,
+}
+
+/// A public view of an account at one key version.
+#[derive(Debug)]
+pub struct PublicUser {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    pub public_key: Vec<u8>,
+    pub key_version: i64,
+    pub deleted: bool,
+}
+
+/// A session as listed.
+#[derive(Debug)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub device_name: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug)]
+pub enum Refreshed {
+    Rotated {
+        user_id: Uuid,
+        session_id: Uuid,
+    },
+    /// The token was already used: the whole session is now revoked.
+    Reused,
+    /// Unknown, expired, or its session is revoked.
+    Invalid,
+}
+
+/// A send, after its shape was checked.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub sender: Uuid,
+    pub recipient: Uuid,
+    pub ciphertext: Vec<u8>,
+    pub key_version: i64,
+    pub sender_key_version: i64,
+    pub sender_copy: Option<(Vec<u8>, i64)>,
+    pub now: i64,
+}
+
+/// A mailbox entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: Uuid,
+    pub mailbox: Uuid,
+    pub seq: i64,
+    pub sender: Uuid,
+    pub recipient: Uuid,
+    pub ciphertext: Vec<u8>,
+    pub key_version: i64,
+    pub sender_key_version: i64,
+    pub created_at: i64,
+}
+
+/// Why a send was refused.
+#[derive(Debug)]
+pub enum SendRefused {
+    UnknownRecipient,
+    SenderGone,
+    /// A key version that is not the newest, by the field that named it.
+    Stale(&'static str),
+}
+
+/// Which way a page goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    After(i64),
+    Before(i64),
+}
+
+const ENTRY_COLUMNS: &str =
+    "id, mailbox, seq, sender, recipient, ciphertext, key_version, sender_key_version, created_at";
+
+macro_rules! entry_from_row {
+    ($row:expr) => {{
+        let r = $row;
+        Entry {
+            id: r.try_get("id")?,
+            mailbox: r.try_get("mailbox")?,
+            seq: r.try_get("seq")?,
+            sender: r.try_get("sender")?,
+            recipient: r.try_get("recipient")?,
+            ciphertext: r.try_get("ciphertext")?,
+            key_version: r.try_get("key_version")?,
+            sender_key_version: r.try_get("sender_key_version")?,
+            created_at: r.try_get("created_at")?,
+        }
+    }};
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Store> {
+        let store = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("bad SQLite URL {url}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit is on disk before it returns, so a 201 survives power loss.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(pool_size.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open the SQLite database {url}"))?;
+            // Read the durability settings back rather than trusting them.
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await?;
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&pool)
+                .await?;
+            if sync != 2 || !journal.eq_ignore_ascii_case("wal") {
+                bail!("SQLite is not in WAL mode with synchronous=FULL (journal_mode={journal}, synchronous={sync})");
+            }
+            Store::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(pool_size.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("cannot connect to PostgreSQL")?;
+            Store::Postgres(pool)
+        } else {
+            bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…");
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend's name, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let migrations = match self {
+            Store::Sqlite(_) => SQLITE_MIGRATIONS,
+            Store::Postgres(_) => POSTGRES_MIGRATIONS,
+        };
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Store::Postgres(_) = self {
+                // Nodes starting together take turns.
+                sqlx::query("SELECT pg_advisory_xact_lock(7301)").execute(&mut *tx).await?;
+            }
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+            for (version, sql) in migrations {
+                if Some(*version) <= applied {
+                    continue;
+                }
+                sqlx::raw_sql(sql).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::info!(version, backend = self.backend(), "applied migration");
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// (connections open, connections idle) of the pool.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        on!(self, pool => (pool.size(), pool.num_idle()))
+    }
+
+    /// A server secret by name, made on first use and shared by every node on this database.
+    pub async fn server_secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, sqlx::Error> {
+        on!(self, pool => {
+            sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(&fresh)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(pool).await
+        })
+    }
+
+    /// Stores a new account; `Ok(false)` when the email is taken.
+    pub async fn create_account(&self, a: &NewAccount) -> Result<bool, sqlx::Error> {
+        let (rec_hash, rec_wrapped) = match &a.recovery {
+            Some((h, w)) => (Some(h), Some(w)),
+            None => (None, None),
+        };
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO users (id, email, kdf_salt, kdf_opslimit, kdf_memlimit, auth_hash, wrapped_account_key, \
+                 recovery_auth_hash, recovery_wrapped, key_version, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) ON CONFLICT (email) DO NOTHING",
+            )
+            .bind(a.id)
+            .bind(&a.email)
+            .bind(&a.kdf.salt)
+            .bind(a.kdf.opslimit)
+            .bind(a.kdf.memlimit)
+            .bind(&a.auth_hash)
+            .bind(&a.wrapped_account_key)
+            .bind(rec_hash)
+            .bind(rec_wrapped)
+            .bind(a.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO user_keys (user_id, key_version, public_key, wrapped_secret_key, created_at) \
+                 VALUES ($1, 1, $2, $3, $4)",
+            )
+            .bind(a.id)
+            .bind(&a.public_key)
+            .bind(&a.wrapped_secret_key)
+            .bind(a.now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// The stored KDF parameters of a live account.
+    pub async fn kdf(&self, email: &str) -> Result<Option<Kdf>, sqlx::Error> {
+        on!(self, pool => {
+            let row = sqlx::query(
+                "SELECT kdf_salt, kdf_opslimit, kdf_memlimit FROM users WHERE email = $1 AND deleted_at IS NULL",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some(Kdf {
+                    salt: r.try_get("kdf_salt")?,
+                    opslimit: r.try_get("kdf_opslimit")?,
+                    memlimit: r.try_get("kdf_memlimit")?,
+                })),
+            }
+        })
+    }
+
+    /// What login checks the auth key against.
+    pub async fn credentials(&self, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
+        on!(self, pool => {
+            let row = sqlx::query("SELECT id, auth_hash FROM users WHERE email = $1 AND deleted_at IS NULL")
+                .bind(email)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some(Credentials { user_id: r.try_get("id")?, auth_hash: r.try_get("auth_hash")? })),
+            }
+        })
+    }
+
+    /// The wrapped account key and every key version of an account, newest first.
+    pub async fn keyring(&self, user_id: Uuid) -> Result<Option<Keyring>, sqlx::Error> {
+        on!(self, pool => {
+            let wrapped: Option<Option<Vec<u8>>> =
+                sqlx::query_scalar("SELECT wrapped_account_key FROM users WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            let Some(Some(wrapped_account_key)) = wrapped else { return Ok(None) };
+            let rows = sqlx::query(
+                "SELECT key_version, public_key, wrapped_secret_key FROM user_keys WHERE user_id = $1 \
+                 ORDER BY key_version DESC",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            for r in rows {
+                keys.push(KeyRecord {
+                    key_version: r.try_get("key_version")?,
+                    public_key: r.try_get("public_key")?,
+                    wrapped_secret_key: r.try_get("wrapped_secret_key")?,
+                });
+            }
+            Ok(Some(Keyring { wrapped_account_key, keys }))
+        })
+    }
+
+    /// Opens a session with its first refresh token.
+    pub async fn create_session(
+        &self,
+        user_id: Uuid,
+        device_name: Option<&str>,
+        refresh_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Uuid, sqlx::Error> {
+        let id = Uuid::now_v7();
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, device_name, created_at, last_used_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $4, $5)",
+            )
+            .bind(id)
+            .bind(user_id)
+            .bind(device_name)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO refresh_tokens (hash, session_id) VALUES ($1, $2)")
+                .bind(refresh_hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Whether a session is live for this user; notes its use at most once a minute.
+    pub async fn session_live(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on!(self, pool => {
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT last_used_at FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?;
+            match last {
+                None => Ok(false),
+                Some(last) => {
+                    if now - last > 60_000 {
+                        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(session_id)
+                            .execute(pool)
+                            .await?;
+                    }
+                    Ok(true)
+                }
+            }
+        })
+    }
+
+    /// Rotates a refresh token: the presented one dies, `new_hash` takes its place. A token that
+    /// was already used revokes its whole session.
+    pub async fn refresh(
+        &self,
+        old_hash: &[u8],
+        new_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Refreshed, sqlx::Error> {
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at \
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1",
+            )
+            .bind(old_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { return Ok(Refreshed::Invalid) };
+            let session_id: Uuid = row.try_get("session_id")?;
+            let used_at: Option<i64> = row.try_get("used_at")?;
+            let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+            let session_expires: i64 = row.try_get("expires_at")?;
+            if revoked_at.is_some() {
+                return Ok(Refreshed::Invalid);
+            }
+            if used_at.is_some() {
+                sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Refreshed::Reused);
+            }
+            if session_expires <= now {
+                return Ok(Refreshed::Invalid);
+            }
+            // Only one of two concurrent refreshes with the same token can win this update.
+            let won = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if won == 0 {
+                return Ok(Refreshed::Invalid);
+            }
+            sqlx::query("INSERT INTO refresh_tokens (hash, session_id) VALUES ($1, $2)")
+                .bind(new_hash)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
+                .bind(now)
+                .bind(expires_at)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Refreshed::Rotated { user_id: row.try_get("user_id")?, session_id })
+        })
+    }
+
+    /// Revokes one live session of a user; `false` if there is none such.
+    pub async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(session_id)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
+    /// The live sessions of a user, oldest first.
+    pub async fn sessions(&self, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
+        on!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, device_name, created_at, last_used_at FROM sessions \
+                 WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(SessionRow {
+                    id: r.try_get("id")?,
+                    device_name: r.try_get("device_name")?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// A user's key at `version` (the newest when `None`). Deleted accounts are found only by id
+    /// and version (so that what they sent still verifies).
+    pub async fn public_user(
+        &self,
+        by: UserRef<'_>,
+        version: Option<i64>,
+    ) -> Result<Option<PublicUser>, sqlx::Error> {
+        let (filter, id, email) = match by {
+            UserRef::Id(id) => ("u.id = $1", Some(id), None),
+            UserRef::Email(email) => ("u.email = $1", None, Some(email)),
+        };
+        let version_filter = if version.is_some() {
+            "k.key_version = $2"
+        } else {
+            "k.key_version = u.key_version"
+        };
+        let live = if version.is_some() {
+            ""
+        } else {
+            " AND u.deleted_at IS NULL"
+        };
+        let sql = format!(
+            "SELECT u.id, u.email, u.deleted_at, k.public_key, k.key_version FROM users u \
+             JOIN user_keys k ON k.user_id = u.id WHERE {filter} AND {version_filter}{live}"
+        );
+        on!(self, pool => {
+            let mut q = sqlx::query(&sql);
+            q = match (id, email) {
+                (Some(id), _) => q.bind(id),
+                (_, email) => q.bind(email),
+            };
+            if let Some(v) = version {
+                q = q.bind(v);
+            }
+            let Some(r) = q.fetch_optional(pool).await? else { return Ok(None) };
+            let deleted_at: Option<i64> = r.try_get("deleted_at")?;
+            Ok(Some(PublicUser {
+                user_id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                public_key: r.try_get("public_key")?,
+                key_version: r.try_get("key_version")?,
+                deleted: deleted_at.is_some(),
+            }))
+        })
+    }
+
+    /// Stores a message (and its sender copy) with the next `seq` of each mailbox, in one
+    /// transaction. Returns the recipient's entry.
+    pub async fn send(&self, m: &NewMessage) -> Result<Result<Entry, SendRefused>, sqlx::Error> {
+        let recipient_entry_id = Uuid::now_v7();
+        let copy_entry_id = Uuid::now_v7();
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Take the mailbox counters in a fixed order, so two opposite sends never deadlock.
+            let mut boxes = vec![m.recipient];
+            if m.sender_copy.is_some() && m.sender != m.recipient {
+                boxes.push(m.sender);
+            }
+            boxes.sort();
+            let mut recipient_seq = None;
+            let mut recipient_version = None;
+            let mut sender_seq = None;
+            let mut sender_version = None;
+            for mailbox in &boxes {
+                let row = sqlx::query(
+                    "UPDATE users SET last_seq = last_seq + 1 WHERE id = $1 AND deleted_at IS NULL \
+                     RETURNING last_seq, key_version",
+                )
+                .bind(mailbox)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    let refusal = if *mailbox == m.recipient {
+                        SendRefused::UnknownRecipient
+                    } else {
+                        SendRefused::SenderGone
+                    };
+                    return Ok(Err(refusal));
+                };
+                let seq: i64 = row.try_get("last_seq")?;
+                let version: i64 = row.try_get("key_version")?;
+                if *mailbox == m.recipient {
+                    recipient_seq = Some(seq);
+                    recipient_version = Some(version);
+                }
+                if *mailbox == m.sender {
+                    sender_seq = Some(seq);
+                    sender_version = Some(version);
+                }
+            }
+            let (Some(recipient_seq), Some(recipient_version)) = (recipient_seq, recipient_version) else {
+                return Ok(Err(SendRefused::UnknownRecipient));
+            };
+            let sender_version = match sender_version {
+                Some(v) => v,
+                None => {
+                    let v: Option<i64> =
+                        sqlx::query_scalar("SELECT key_version FROM users WHERE id = $1 AND deleted_at IS NULL")
+                            .bind(m.sender)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    match v {
+                        Some(v) => v,
+                        None => return Ok(Err(SendRefused::SenderGone)),
+                    }
+                }
+            };
+            if m.key_version != recipient_version {
+                return Ok(Err(SendRefused::Stale("key_version")));
+            }
+            if m.sender_key_version != sender_version {
+                return Ok(Err(SendRefused::Stale("sender_key_version")));
+            }
+            if let Some((_, v)) = &m.sender_copy {
+                if *v != sender_version {
+                    return Ok(Err(SendRefused::Stale("sender_copy.key_version")));
+                }
+            }
+            let insert = "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
+                          sender_key_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            sqlx::query(insert)
+                .bind(recipient_entry_id)
+                .bind(m.recipient)
+                .bind(recipient_seq)
+                .bind(m.sender)
+                .bind(m.recipient)
+                .bind(&m.ciphertext)
+                .bind(m.key_version)
+                .bind(m.sender_key_version)
+                .bind(m.now)
+                .execute(&mut *tx)
+                .await?;
+            if let (Some((copy, v)), Some(seq)) = (&m.sender_copy, sender_seq) {
+                sqlx::query(insert)
+                    .bind(copy_entry_id)
+                    .bind(m.sender)
+                    .bind(seq)
+                    .bind(m.sender)
+                    .bind(m.recipient)
+                    .bind(copy)
+                    .bind(v)
+                    .bind(v)
+                    .bind(m.now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Ok(Entry {
+                id: recipient_entry_id,
+                mailbox: m.recipient,
+                seq: recipient_seq,
+                sender: m.sender,
+                recipient: m.recipient,
+                ciphertext: m.ciphertext.clone(),
+                key_version: m.key_version,
+                sender_key_version: m.sender_key_version,
+                created_at: m.now,
+            }))
+        })
+    }
+
+    /// A page of a mailbox: ascending after a `seq`, or descending before one.
+    pub async fn entries(
+        &self,
+        mailbox: Uuid,
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<Vec<Entry>, sqlx::Error> {
+        let (sql, bound) = match cursor {
+            Cursor::After(s) => (
+                format!("SELECT {ENTRY_COLUMNS} FROM messages WHERE mailbox = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"),
+                s,
+            ),
+            Cursor::Before(s) => (
+                format!("SELECT {ENTRY_COLUMNS} FROM messages WHERE mailbox = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"),
+                s,
+            ),
+        };
+        on!(self, pool => {
+            let rows = sqlx::query(&sql).bind(mailbox).bind(bound).bind(limit).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(entry_from_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes an entry of the caller's own mailbox; `false` if there is none such.
+    pub async fn delete_entry(&self, mailbox: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+        on!(self, pool => {
+            let n = sqlx::query("DELETE FROM messages WHERE id = $1 AND mailbox = $2")
+                .bind(id)
+                .bind(mailbox)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        on!(self, pool => pool.close().await)
+    }
+}
+
+/// How a user is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum UserRef<'a> {
+    Id(Uuid),
+    Email(&'a str),
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

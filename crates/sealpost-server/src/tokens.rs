@@ -1,0 +1,148 @@
+//! Access tokens (JWT, HS256 only, PROTOCOL §4.3) and opaque refresh tokens, stored only as hashes.
+
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use sealpost_crypto::b64;
+
+/// Seconds of clock skew tolerated on `exp`.
+const LEEWAY_SECS: i64 = 5;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// The HMAC key that signs access tokens. Never printed.
+pub struct JwtKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKey(<redacted>)")
+    }
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    alg: &'a str,
+}
+
+impl JwtKey {
+    pub fn new(secret: Vec<u8>) -> Self {
+        JwtKey(Zeroizing::new(secret))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length.
+        match Hmac::<Sha256>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of every length"),
+        }
+    }
+
+    /// Signs `claims` as a compact JWT.
+    pub fn sign(&self, claims: &Claims) -> String {
+        // The header is fixed, so its encoding is too.
+        const HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; // {"alg":"HS256","typ":"JWT"}
+        let payload = serde_json::to_vec(claims).unwrap_or_default();
+        let mut token = format!("{HEADER}.{}", b64::encode(&payload));
+        let mut mac = self.mac();
+        mac.update(token.as_bytes());
+        let sig = mac.finalize().into_bytes();
+        token.push('.');
+        token.push_str(&b64::encode(&sig));
+        token
+    }
+
+    /// Verifies a compact JWT: HS256 only, a good signature, not expired. The session behind it
+    /// is checked by the caller.
+    pub fn verify(&self, token: &str, now: i64) -> Option<Claims> {
+        let mut parts = token.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header = b64::decode(h).ok()?;
+        let header: Header<'_> = serde_json::from_slice(&header).ok()?;
+        if header.alg != "HS256" {
+            return None;
+        }
+        let sig = b64::decode(s).ok()?;
+        let mut mac = self.mac();
+        mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
+        mac.verify_slice(&sig).ok()?;
+        let claims: Claims = serde_json::from_slice(&b64::decode(p).ok()?).ok()?;
+        if claims.exp + LEEWAY_SECS <= now {
+            return None;
+        }
+        Some(claims)
+    }
+}
+
+/// A fresh refresh token (32 random bytes, base64url) and the hash that is stored instead.
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(raw.as_mut());
+    let token = b64::encode(raw.as_ref());
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// The stored form of an opaque token.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// 32 random bytes, e.g. for a server secret.
+pub fn random_secret() -> Vec<u8> {
+    let mut raw = vec![0u8; 32];
+    OsRng.fill_bytes(&mut raw);
+    raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            iat: 0,
+            exp,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let key = JwtKey::new(vec![7; 32]);
+        let c = claims(1000);
+        let t = key.sign(&c);
+        assert_eq!(key.verify(&t, 900), Some(c));
+        assert_eq!(key.verify(&t, 1000 + LEEWAY_SECS), None);
+        assert_eq!(JwtKey::new(vec![8; 32]).verify(&t, 900), None);
+    }
+
+    #[test]
+    fn other_algorithms_and_tampering_are_refused() {
+        let key = JwtKey::new(vec![7; 32]);
+        let t = key.sign(&claims(1000));
+        let (_, rest) = t.split_once('.').unwrap();
+        let none = format!("{}.{}", b64::encode(br#"{"alg":"none","typ":"JWT"}"#), rest);
+        assert_eq!(key.verify(&none, 900), None);
+        let unsigned = format!("{}.", &t[..t.rfind('.').unwrap()]);
+        assert_eq!(key.verify(&unsigned, 900), None);
+        let mut flipped = t.clone().into_bytes();
+        let i = t.find('.').unwrap() + 3;
+        flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+        assert_eq!(key.verify(&String::from_utf8(flipped).unwrap(), 900), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Looking up other accounts' public keys (PROTOCOL §4).
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use sealpost_crypto::b64;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::state::AppState;
+use crate::store::{PublicUser, UserRef};
+use crate::validate;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(by_email))
+        .routes(routes!(by_id))
+        .routes(routes!(key_version))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserWire {
+    user_id: Uuid,
+    /// Absent for a deleted account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    public_key: String,
+    key_version: i64,
+    /// Present (true) only for a deleted account, whose old keys are still served.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+}
+
+impl From<PublicUser> for UserWire {
+    fn from(u: PublicUser) -> Self {
+        UserWire {
+            user_id: u.user_id,
+            email: u.email,
+            public_key: b64::encode(&u.public_key),
+            key_version: u.key_version,
+            deleted: u.deleted,
+        }
+    }
+}
+
+fn no_such_user() -> ApiError {
+    ApiError::not_found("no such user")
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EmailQuery {
+    email: Option<String>,
+}
+
+/// Look a user up by email.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])), params(EmailQuery),
+    responses((status = 200, body = UserWire), (status = 400), (status = 401), (status = 404)))]
+async fn by_email(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<EmailQuery>,
+) -> ApiResult<Json<UserWire>> {
+    let email = q
+        .email
+        .ok_or_else(|| ApiError::invalid("email", "give ?email="))?;
+    let email = validate::email("email", &email)?;
+    let user = state
+        .store
+        .public_user(UserRef::Email(&email), None)
+        .await?
+        .ok_or_else(no_such_user)?;
+    Ok(Json(user.into()))
+}
+
+/// Look a user up by id: the newest key.
+#[utoipa::path(get, path = "/v1/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path)), responses((status = 200, body = UserWire), (status = 401), (status = 404)))]
+async fn by_id(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<UserWire>> {
+    let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
+    let user = state
+        .store
+        .public_user(UserRef::Id(id), None)
+        .await?
+        .ok_or_else(no_such_user)?;
+    Ok(Json(user.into()))
+}
+
+/// A user's key at an older version, so that old messages can still be checked.
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys/{key_version}", tag = "users", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path), ("key_version" = i64, Path)),
+    responses((status = 200, body = UserWire), (status = 401), (status = 404)))]
+async fn key_version(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((user_id, version)): Path<(String, String)>,
+) -> ApiResult<Json<UserWire>> {
+    let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
+    let version: i64 = version
+        .parse()
+        .map_err(|_| ApiError::not_found("no such key version"))?;
+    let user = state
+        .store
+        .public_user(UserRef::Id(id), Some(version))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user or key version"))?;
+    Ok(Json(user.into()))
+}

@@ -1,0 +1,289 @@
+//! `TestApp`: a real server on 127.0.0.1:0 with its own fresh database (a temporary SQLite file,
+//! or a uniquely named PostgreSQL database when `SEALPOST_TEST_POSTGRES` is set, dropped
+//! afterwards), and a typed client for it.
+
+use std::net::SocketAddr;
+
+use rand_core::{OsRng, RngCore};
+use sealpost_client::api::{Api, Kdf, LoginRequest, RegisterRequest};
+use sealpost_server::store::Store;
+use sealpost_server::{AppState, ServeArgs};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each test on both backends: `both!(name, |app| async move { … })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                let Some(app) = app else { return };
+                let body = $body;
+                body(app.clone()).await;
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
+                let Some(app) = app else { return };
+                let body = $body;
+                body(app.clone()).await;
+                app.stop().await;
+            }
+        }
+    };
+}
+
+/// A running server and what it runs on.
+#[derive(Clone)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub backend: Backend,
+    pub store: Store,
+    pub state: AppState,
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Keeps the SQLite file's directory alive.
+    _dir: Option<tempfile::TempDir>,
+    /// (admin URL, database name) of a PostgreSQL test database, dropped at the end.
+    pg: Option<(String, String)>,
+    pub db_path: Option<std::path::PathBuf>,
+}
+
+/// Test defaults: the fast INTERACTIVE kdf limits.
+pub fn test_args() -> ServeArgs {
+    let mut args = ServeArgs::defaults();
+    args.kdf_opslimit = 2;
+    args.kdf_memlimit = 67_108_864;
+    args.db_pool = 8;
+    args
+}
+
+impl TestApp {
+    /// A server on the backend, or `None` (after saying so loudly) when PostgreSQL is not
+    /// configured on a machine outside CI.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, test_args()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, mut args: ServeArgs) -> Option<TestApp> {
+        let mut dir = None;
+        let mut pg = None;
+        let mut db_path = None;
+        match backend {
+            Backend::Sqlite => {
+                let d = tempfile::tempdir().expect("temp dir");
+                let path = d.path().join("test.db");
+                args.database = format!("sqlite://{}", path.display());
+                db_path = Some(path);
+                dir = Some(d);
+            }
+            Backend::Postgres => {
+                let Some(admin) = postgres_admin_url() else {
+                    return None;
+                };
+                let name = format!("sealpost_test_{}", Uuid::new_v4().simple());
+                admin_execute(&admin, &format!("CREATE DATABASE {name}")).await;
+                args.database = database_url(&admin, &name);
+                pg = Some((admin, name));
+            }
+        }
+        let store = Store::connect(&args.database, args.db_pool)
+            .await
+            .expect("connect to the test database");
+        let state = AppState::with_store(args, store.clone())
+            .await
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            sealpost_server::run(listener, server_state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        Some(TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            backend,
+            store,
+            state,
+            inner: std::sync::Arc::new(Inner {
+                shutdown: std::sync::Mutex::new(Some(tx)),
+                server: std::sync::Mutex::new(Some(server)),
+                _dir: dir,
+                pg,
+                db_path,
+            }),
+        })
+    }
+
+    /// A client without a token.
+    pub fn api(&self) -> Api {
+        Api::new(&self.base)
+    }
+
+    pub fn db_path(&self) -> Option<&std::path::Path> {
+        self.inner.db_path.as_deref()
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(self) {
+        let tx = self.inner.shutdown.lock().unwrap().take();
+        if let Some(tx) = tx {
+            let _ = tx.send(());
+        }
+        let server = self.inner.server.lock().unwrap().take();
+        if let Some(server) = server {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+        }
+        self.store.close().await;
+        if let Some((admin, name)) = &self.inner.pg {
+            admin_execute(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+    }
+
+    /// Registers an account with made-up (but well-formed) key material; returns a signed-in
+    /// client.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
+        let api = self.api();
+        let auth_key = random(32);
+        let reg = api
+            .register(&register_request(&email, &auth_key))
+            .await
+            .expect("register");
+        let login = api
+            .login(&LoginRequest {
+                email: email.clone(),
+                auth_key: auth_key.clone(),
+                device_name: Some("test".into()),
+            })
+            .await
+            .expect("login");
+        let mut api = api;
+        api.set_token(Some(login.access_token.clone()));
+        TestUser {
+            id: reg.user_id,
+            email,
+            auth_key,
+            api,
+            refresh_token: login.refresh_token,
+            session_id: login.session_id,
+        }
+    }
+}
+
+/// A registered, signed-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub auth_key: Vec<u8>,
+    pub api: Api,
+    pub refresh_token: String,
+    pub session_id: Uuid,
+}
+
+pub fn random(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    OsRng.fill_bytes(&mut v);
+    v
+}
+
+/// A real X25519 public key.
+pub fn public_key() -> Vec<u8> {
+    let mut sk = [0u8; 32];
+    OsRng.fill_bytes(&mut sk);
+    curve25519_dalek::montgomery::MontgomeryPoint::mul_base_clamped(sk)
+        .to_bytes()
+        .to_vec()
+}
+
+/// An envelope-sized opaque ciphertext (88 + 256·k bytes).
+pub fn ciphertext(k: usize) -> Vec<u8> {
+    random(88 + 256 * k)
+}
+
+pub fn register_request(email: &str, auth_key: &[u8]) -> RegisterRequest {
+    RegisterRequest {
+        email: email.to_owned(),
+        kdf: Kdf {
+            alg: "argon2id13".into(),
+            salt: random(16),
+            opslimit: 2,
+            memlimit: 67_108_864,
+        },
+        auth_key: auth_key.to_vec(),
+        wrapped_account_key: random(72),
+        public_key: public_key(),
+        wrapped_secret_key: random(72),
+        recovery: None,
+    }
+}
+
+/// The admin URL of the test PostgreSQL, if this run has one. In CI it must.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("SEALPOST_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "SEALPOST_TEST_POSTGRES is not set, but in CI the PostgreSQL suite must run"
+            );
+            eprintln!("!!! SKIPPED on PostgreSQL: set SEALPOST_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres to run it");
+            None
+        }
+    }
+}
+
+/// The admin URL with its database swapped for `name`.
+pub fn database_url(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Runs one statement on the PostgreSQL admin database.
+async fn admin_execute(admin: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to SEALPOST_TEST_POSTGRES");
+    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    let _ = conn.close().await;
+}

@@ -1,0 +1,97 @@
+//! healthz, readyz, metrics, the OpenAPI description, unknown routes.
+
+use reqwest::Method;
+use sealpost_client::api::RawBody;
+
+use crate::both;
+use crate::helpers::*;
+
+both!(health_metrics_and_openapi, |app: TestApp| async move {
+    let api = app.api();
+    api.healthz().await.unwrap();
+    api.readyz().await.unwrap();
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    alice
+        .api
+        .send(&sealpost_client::api::SendRequest {
+            to: bob.id,
+            ciphertext: ciphertext(1),
+            key_version: 1,
+            sender_key_version: 1,
+            sender_copy: None,
+        })
+        .await
+        .unwrap();
+    let metrics = api.metrics().await.unwrap();
+    for needle in [
+        "sealpost_http_requests_total{method=\"POST\",route=\"/v1/messages\",status=\"201\"} 1",
+        "sealpost_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/accounts\"",
+        "sealpost_messages_stored_total 1",
+        "sealpost_db_pool_connections{",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "metrics lack {needle}:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(&bob.id.to_string()),
+        "metrics must not carry ids"
+    );
+    let doc = api.openapi().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/accounts",
+        "/v1/auth/prelogin",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/sessions",
+        "/v1/sessions/{id}",
+        "/v1/users",
+        "/v1/users/{user_id}",
+        "/v1/users/{user_id}/keys/{key_version}",
+        "/v1/messages",
+        "/v1/messages/{id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI description"
+        );
+    }
+    // Every documented operation is routed (so the description cannot promise what is not there).
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{user_id}", &bob.id.to_string())
+                .replace("{key_version}", "1")
+                .replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = alice.api.raw(m, &concrete, RawBody::None).await.unwrap();
+            assert_ne!(
+                r.status, 405,
+                "{method} {path} is documented but not routed"
+            );
+            if r.status == 404 {
+                assert_ne!(
+                    r.json["error"]["message"], "no such endpoint; see /v1/openapi.json",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    let r = api
+        .raw(Method::GET, "/v1/nothing-here", RawBody::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+});
