@@ -13,6 +13,7 @@ use sealpost_crypto::b64;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, ClientAddr, Fields, JsonBody};
+use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{now_ms, Kdf, Refreshed};
@@ -272,8 +273,9 @@ async fn refresh(
                 expires_in,
             }))
         }
-        Refreshed::Reused => {
-            tracing::warn!("a used refresh token was presented again: its session is revoked");
+        Refreshed::Reused(session_id) => {
+            tracing::warn!(%session_id, "a used refresh token was presented again: its session is revoked");
+            state.hub.send(Control::SessionRevoked(session_id));
             Err(ApiError::unauthenticated(
                 "this refresh token was already used; the session is revoked: sign in again",
             ))
@@ -288,10 +290,7 @@ async fn refresh(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401)))]
 async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
-    state
-        .store
-        .revoke_session(auth.user_id, auth.session_id, now_ms())
-        .await?;
+    state.revoke_session(auth.user_id, auth.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -339,11 +338,7 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = validate::uuid("id", &id).map_err(|_| ApiError::not_found("no such session"))?;
-    if !state
-        .store
-        .revoke_session(auth.user_id, id, now_ms())
-        .await?
-    {
+    if !state.revoke_session(auth.user_id, id).await? {
         return Err(ApiError::not_found("no such session"));
     }
     Ok(StatusCode::NO_CONTENT)

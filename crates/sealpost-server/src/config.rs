@@ -74,9 +74,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_STREAM_PING_INTERVAL", default_value_t = 20)]
     pub stream_ping_interval: u64,
 
-    /// Entries a stream may have queued before its client is cut off (4409).
-    #[arg(long, env = "SEALPOST_STREAM_BUFFER", default_value_t = 1024)]
+    /// Frames a stream may have queued for its client; a client that leaves the queue full for
+    /// --stream-stall-ms is cut off (4409), so memory stays bounded whatever clients do.
+    #[arg(long, env = "SEALPOST_STREAM_BUFFER", default_value_t = 256)]
     pub stream_buffer: usize,
+
+    /// Milliseconds a stream's queue may stay full before its client is cut off (4409).
+    #[arg(long, env = "SEALPOST_STREAM_STALL_MS", default_value_t = 10_000)]
+    pub stream_stall_ms: u64,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `sealpost_server=debug`.
     #[arg(long, env = "SEALPOST_LOG", default_value = "info")]

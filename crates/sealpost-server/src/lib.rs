@@ -33,12 +33,14 @@ mod auth;
 pub mod config;
 mod error;
 mod extract;
+pub mod hub;
 mod limits;
 mod messages;
 mod metrics;
 mod ops;
 mod state;
 pub mod store;
+mod stream;
 pub mod tokens;
 mod users;
 mod validate;
@@ -88,6 +90,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(messages::router())
         .merge(ops::router())
+        .merge(stream::router())
         .routes(utoipa_axum::routes!(openapi))
         .split_for_parts()
 }
@@ -157,10 +160,28 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = Arc::clone(&state.hub);
+    // On PostgreSQL, other nodes' stores and revocations reach this node's streams by
+    // LISTEN/NOTIFY.
+    let listener_task = match &state.store {
+        store::Store::Postgres(pool) => {
+            Some(tokio::spawn(hub::listen(pool.clone(), Arc::clone(&hub))))
+        }
+        store::Store::Sqlite(_) => None,
+    };
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let result = axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Streams are not requests in flight: tell them to close (1001).
+            hub.send(hub::Control::Shutdown);
+        })
+        .await;
+    if let Some(task) = listener_task {
+        task.abort();
+        let _ = task.await;
+    }
+    result
 }
 
 /// `sealpost serve`: logs, connects, migrates, listens, and stops cleanly on SIGTERM or Ctrl-C.

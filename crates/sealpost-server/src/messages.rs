@@ -126,6 +126,10 @@ async fn send(
             })
         }
     };
+    state.hub.stored(message.recipient);
+    if message.sender_copy.is_some() {
+        state.hub.stored(message.sender);
+    }
     let stored = if message.sender_copy.is_some() { 2 } else { 1 };
     state
         .metrics
@@ -143,7 +147,7 @@ async fn send(
 
 /// A mailbox entry on the wire.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageWire {
+pub(crate) struct MessageWire {
     id: Uuid,
     seq: i64,
     from: Uuid,

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::config::ServeArgs;
 use crate::error::ApiError;
 use crate::extract::Auth;
+use crate::hub::Hub;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::store::{now_ms, Store};
@@ -48,6 +49,7 @@ pub struct AppState {
     pub prelogin_key: Arc<PreloginKey>,
     pub rate: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
+    pub hub: Arc<Hub>,
 }
 
 /// The server secret behind the fake `prelogin` salts of unknown emails.
@@ -103,6 +105,7 @@ impl AppState {
             limits: Limits::new(config.max_ciphertext),
             rate: Arc::new(RateLimiter::new(&config)),
             metrics: Arc::new(Metrics::default()),
+            hub: Arc::new(Hub::default()),
             jwt: Arc::new(JwtKey::new(jwt_secret)),
             prelogin_key: Arc::new(PreloginKey(Zeroizing::new(prelogin))),
             config: Arc::new(config),
@@ -127,6 +130,26 @@ impl AppState {
             user_id: claims.sub,
             session_id: claims.sid,
         })
+    }
+}
+
+impl AppState {
+    /// Revokes one session of a user, and closes its streams on every node; `false` if the user
+    /// has no such live session.
+    pub async fn revoke_session(
+        &self,
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+    ) -> Result<bool, ApiError> {
+        let revoked = self
+            .store
+            .revoke_session(user_id, session_id, now_ms())
+            .await?;
+        if revoked {
+            self.hub
+                .send(crate::hub::Control::SessionRevoked(session_id));
+        }
+        Ok(revoked)
     }
 }
 

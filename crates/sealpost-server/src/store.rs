@@ -15,6 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Row as _, Sqlite};
 use uuid::Uuid;
 
+use crate::hub::notification;
+
 /// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool: the same code, compiled
 /// for each backend.
 macro_rules! on {
@@ -22,6 +24,20 @@ macro_rules! on {
         match $store {
             Store::Sqlite($pool) => $body,
             Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// On PostgreSQL, queues a notification for every node (sent at commit, with the transaction, or
+/// not at all); on SQLite there is one node, whose hub the caller wakes itself.
+macro_rules! notify {
+    ($store:expr, $tx:expr, $payload:expr) => {
+        if let Store::Postgres(_) = $store {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::hub::CHANNEL)
+                .bind($payload)
+                .execute(&mut *$tx)
+                .await?;
         }
     };
 }
@@ -110,8 +126,8 @@ pub enum Refreshed {
         user_id: Uuid,
         session_id: Uuid,
     },
-    /// The token was already used: the whole session is now revoked.
-    Reused,
+    /// The token was already used: the whole session (this one) is now revoked.
+    Reused(Uuid),
     /// Unknown, expired, or its session is revoked.
     Invalid,
 }
@@ -490,8 +506,9 @@ impl Store {
                     .bind(session_id)
                     .execute(&mut *tx)
                     .await?;
+                notify!(self, tx, notification::session_revoked(session_id));
                 tx.commit().await?;
-                return Ok(Refreshed::Reused);
+                return Ok(Refreshed::Reused(session_id));
             }
             if session_expires <= now {
                 return Ok(Refreshed::Invalid);
@@ -530,15 +547,18 @@ impl Store {
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         on!(self, pool => {
+            let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
             )
             .bind(now)
             .bind(session_id)
             .bind(user_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            notify!(self, tx, notification::session_revoked(session_id));
+            tx.commit().await?;
             Ok(n > 0)
         })
     }
@@ -711,6 +731,10 @@ impl Store {
                     .bind(m.now)
                     .execute(&mut *tx)
                     .await?;
+            }
+            notify!(self, tx, notification::stored(m.recipient));
+            if sender_seq.is_some() && m.sender_copy.is_some() {
+                notify!(self, tx, notification::stored(m.sender));
             }
             tx.commit().await?;
             Ok(Ok(Entry {

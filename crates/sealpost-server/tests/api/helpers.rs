@@ -150,12 +150,17 @@ impl TestApp {
         self.inner.db_path.as_deref()
     }
 
-    /// Stops the server and drops its database.
-    pub async fn stop(self) {
+    /// Tells the server to shut down (as SIGTERM would), without waiting.
+    pub fn begin_shutdown(&self) {
         let tx = self.inner.shutdown.lock().unwrap().take();
         if let Some(tx) = tx {
             let _ = tx.send(());
         }
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn stop(self) {
+        self.begin_shutdown();
         let server = self.inner.server.lock().unwrap().take();
         if let Some(server) = server {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
@@ -286,4 +291,67 @@ async fn admin_execute(admin: &str, sql: &str) {
         .expect("connect to SEALPOST_TEST_POSTGRES");
     sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
     let _ = conn.close().await;
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a stream said.
+#[derive(Debug, PartialEq)]
+pub enum Heard {
+    Ready(i64),
+    Message(serde_json::Value),
+    Closed(Option<u16>),
+}
+
+impl TestApp {
+    /// Opens `/v1/stream` without authenticating.
+    pub async fn ws(&self) -> Ws {
+        let url = format!("ws://{}/v1/stream", self.addr);
+        tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket")
+            .0
+    }
+
+    /// Opens `/v1/stream` and authenticates; returns after `ready`.
+    pub async fn stream(&self, token: &str, after: i64) -> Ws {
+        use futures_util::SinkExt as _;
+        let mut ws = self.ws().await;
+        let auth = serde_json::json!({"type": "auth", "access_token": token, "after": after});
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            auth.to_string().into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(hear(&mut ws).await, Heard::Ready(after));
+        ws
+    }
+}
+
+/// The next frame of a stream (pings are skipped), within 10 s.
+pub async fn hear(ws: &mut Ws) -> Heard {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the stream said nothing within 10 s");
+        match next {
+            None => return Heard::Closed(None),
+            Some(Err(_)) => return Heard::Closed(None),
+            Some(Ok(Message::Close(frame))) => {
+                return Heard::Closed(frame.map(|f| u16::from(f.code)))
+            }
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                match v["type"].as_str() {
+                    Some("ready") => return Heard::Ready(v["after"].as_i64().unwrap()),
+                    Some("message") => return Heard::Message(v["message"].clone()),
+                    other => panic!("unknown frame type {other:?}"),
+                }
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
 }

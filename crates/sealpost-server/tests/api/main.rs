@@ -9,4 +9,5 @@ mod auth;
 mod concurrency;
 mod messages;
 mod ops;
+mod stream;
 mod users;

@@ -1,0 +1,197 @@
+//! The push hub: wakes the live streams of a mailbox when an entry is stored, and ends the
+//! streams of revoked sessions. It carries no message: a woken stream reads what is new from the
+//! store, after the last `seq` it sent, so a lost or doubled wake-up can delay a delivery but
+//! never skip or repeat one.
+//!
+//! On PostgreSQL every node's hub is fed by `LISTEN/NOTIFY` (see [`listen`]); the notification
+//! names only a mailbox or a session, never a ciphertext.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+/// The PostgreSQL channel the nodes share.
+pub const CHANNEL: &str = "sealpost";
+
+/// Events for every stream of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// This session is revoked.
+    SessionRevoked(Uuid),
+    /// Every session of this user is revoked, but `except`.
+    UserRevoked { user: Uuid, except: Option<Uuid> },
+    /// Notifications may have been lost: read the store again and check the session.
+    Resync,
+    /// The server is stopping.
+    Shutdown,
+}
+
+/// The node's hub.
+#[derive(Debug)]
+pub struct Hub {
+    mailboxes: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    control: broadcast::Sender<Control>,
+    stopping: AtomicBool,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            mailboxes: Mutex::new(HashMap::new()),
+            control: broadcast::channel(1024).0,
+            stopping: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A stream's interest in one mailbox; unregisters itself when dropped.
+#[derive(Debug)]
+pub struct Subscription {
+    pub mailbox: Uuid,
+    pub wake: watch::Receiver<u64>,
+    pub control: broadcast::Receiver<Control>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut boxes = self.hub.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        // Our own receiver is still alive here, so "only us" is a count of one.
+        if boxes
+            .get(&self.mailbox)
+            .is_some_and(|s| s.receiver_count() <= 1)
+        {
+            boxes.remove(&self.mailbox);
+        }
+    }
+}
+
+impl Hub {
+    /// Subscribes to a mailbox (before reading its backlog, so that nothing stored meanwhile is
+    /// missed). `None` once the server is stopping.
+    pub fn subscribe(self: &Arc<Self>, mailbox: Uuid) -> Option<Subscription> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let control = self.control.subscribe();
+        let mut boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let wake = boxes
+            .entry(mailbox)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Some(Subscription {
+            mailbox,
+            wake,
+            control,
+            hub: Arc::clone(self),
+        })
+    }
+
+    /// An entry was stored in `mailbox`.
+    pub fn stored(&self, mailbox: Uuid) {
+        let boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = boxes.get(&mailbox) {
+            s.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    pub fn send(&self, event: Control) {
+        if event == Control::Shutdown {
+            self.stopping.store(true, Ordering::SeqCst);
+        }
+        let _ = self.control.send(event);
+    }
+
+    /// Wakes every stream (after notifications may have been lost).
+    pub fn resync(&self) {
+        let boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        for s in boxes.values() {
+            s.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        drop(boxes);
+        self.send(Control::Resync);
+    }
+
+    /// Applies a notification from another node (or this one), as [`notification`] wrote it.
+    pub fn apply(&self, payload: &str) {
+        let mut parts = payload.split(':');
+        let kind = parts.next();
+        let id = parts.next().and_then(|s| Uuid::try_parse(s).ok());
+        let extra = parts.next().and_then(|s| Uuid::try_parse(s).ok());
+        match (kind, id) {
+            (Some("m"), Some(mailbox)) => self.stored(mailbox),
+            (Some("s"), Some(session)) => self.send(Control::SessionRevoked(session)),
+            (Some("u"), Some(user)) => self.send(Control::UserRevoked {
+                user,
+                except: extra,
+            }),
+            _ => tracing::warn!("ignored a malformed notification"),
+        }
+    }
+}
+
+/// The notification payloads: `m:<mailbox>`, `s:<session>`, `u:<user>[:<session kept>]`.
+pub mod notification {
+    use uuid::Uuid;
+
+    pub fn stored(mailbox: Uuid) -> String {
+        format!("m:{mailbox}")
+    }
+
+    pub fn session_revoked(session: Uuid) -> String {
+        format!("s:{session}")
+    }
+
+    pub fn user_revoked(user: Uuid, except: Option<Uuid>) -> String {
+        match except {
+            Some(s) => format!("u:{user}:{s}"),
+            None => format!("u:{user}"),
+        }
+    }
+}
+
+/// Feeds `hub` from PostgreSQL `LISTEN` until the hub stops. When the connection drops it
+/// reconnects, then wakes every stream so that each catches up from the last `seq` it sent.
+pub async fn listen(pool: PgPool, hub: Arc<Hub>) {
+    let mut backoff = Duration::from_millis(100);
+    while !hub.stopping.load(Ordering::SeqCst) {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the notification connection; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN; retrying");
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        // Whatever happened while we were not listening is in the store: catch up.
+        hub.resync();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => hub.apply(n.payload()),
+                Ok(None) => {
+                    tracing::warn!("the notification connection dropped; streams will catch up");
+                    hub.resync();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the notification connection failed; reconnecting");
+                    break;
+                }
+            }
+            if hub.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! `GET /v1/stream` (PROTOCOL §4.2): a WebSocket that delivers every entry of the caller's
+//! mailbox after `after`, then each new one as it is stored on any node, in `seq` order, once.
+//!
+//! How it stays gap-free: the stream subscribes to its mailbox's wake-ups *before* reading the
+//! backlog, and every read is "entries after the last `seq` I queued" from the store. A wake-up
+//! carries nothing, so a lost one is repaired by the next (or by the resync after the
+//! notification connection comes back), and a doubled one finds nothing new.
+//!
+//! How memory stays bounded: frames wait for the socket in a queue of `--stream-buffer` frames;
+//! the store is read only as far as the queue has room. A client that leaves the queue full for
+//! `--stream-stall-ms` is closed with 4409 and resumes with `after`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{
+    rejection::WebSocketUpgradeRejection, CloseFrame, Message, Utf8Bytes, WebSocket,
+    WebSocketUpgrade,
+};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{timeout, Instant};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::ApiError;
+use crate::extract::Auth;
+use crate::hub::{Control, Subscription};
+use crate::messages::MessageWire;
+use crate::state::AppState;
+use crate::store::{now_ms, Cursor};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
+}
+
+/// Close codes of PROTOCOL §4.2.
+mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const BAD_AUTH_FRAME: u16 = 4400;
+    pub const UNAUTHENTICATED: u16 = 4401;
+    pub const AUTH_TIMEOUT: u16 = 4408;
+    pub const TOO_FAR_BEHIND: u16 = 4409;
+    /// The peer stopped answering pings.
+    pub const PEER_GONE: u16 = 1011;
+}
+
+/// Entries read from the store at once.
+const PAGE: usize = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFrame {
+    r#type: String,
+    access_token: String,
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ServerFrame<'a> {
+    Ready { after: i64 },
+    Message { message: &'a MessageWire },
+}
+
+/// The live stream of the caller's mailbox: a WebSocket; authenticate in the first frame,
+/// `{"type":"auth","access_token":"…","after":<seq>}` (PROTOCOL §4.2).
+#[utoipa::path(get, path = "/v1/stream", tag = "messages",
+    responses((status = 101, description = "switching to the WebSocket protocol"), (status = 400)))]
+async fn stream(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws
+            .max_message_size(16 * 1024)
+            .on_upgrade(move |socket| async move { serve_stream(state, socket).await })
+            .into_response(),
+        Err(e) => {
+            ApiError::invalid_body(format!("this endpoint is a WebSocket: {e}")).into_response()
+        }
+    }
+}
+
+/// What the writer task sends.
+enum Out {
+    Frame(String),
+    Ping,
+}
+
+async fn serve_stream(state: AppState, socket: WebSocket) {
+    let (mut sink, mut incoming) = socket.split();
+    let auth_timeout = Duration::from_secs(state.config.stream_auth_timeout);
+    let (auth, after) = match timeout(auth_timeout, incoming.next()).await {
+        Err(_) => return close_now(&mut sink, close::AUTH_TIMEOUT, "no auth frame in time").await,
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AuthFrame>(&text) {
+            Ok(f) if f.r#type == "auth" && f.after >= 0 => {
+                match state.authenticate(&f.access_token).await {
+                    Ok(auth) => (auth, f.after),
+                    Err(_) => {
+                        return close_now(
+                            &mut sink,
+                            close::UNAUTHENTICATED,
+                            "invalid token or revoked session",
+                        )
+                        .await
+                    }
+                }
+            }
+            _ => {
+                return close_now(
+                    &mut sink,
+                    close::BAD_AUTH_FRAME,
+                    "the first frame must be an auth frame",
+                )
+                .await
+            }
+        },
+        Ok(Some(Ok(_))) => {
+            return close_now(
+                &mut sink,
+                close::BAD_AUTH_FRAME,
+                "the first frame must be an auth frame",
+            )
+            .await
+        }
+    };
+    // Subscribe before reading anything, so that an entry stored from now on wakes us.
+    let Some(sub) = state.hub.subscribe(auth.user_id) else {
+        return close_now(&mut sink, close::GOING_AWAY, "the server is shutting down").await;
+    };
+    let ready = serde_json::to_string(&ServerFrame::Ready { after }).unwrap_or_default();
+    if sink.send(Message::Text(ready.into())).await.is_err() {
+        return;
+    }
+    state.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
+    let (queue, queued) = mpsc::channel::<Out>(state.config.stream_buffer.max(1));
+    let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
+    let writer = tokio::spawn(write_frames(sink, queued, close_rx, state.clone()));
+    let code = deliver(&state, auth, after, sub, &queue, &mut incoming).await;
+    if let Some((code, reason)) = code {
+        let _ = close_tx.send((code, reason));
+    } else {
+        drop(close_tx);
+    }
+    drop(queue);
+    let _ = writer.await;
+    state.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Sends a close frame on a stream that has not started.
+async fn close_now(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &'static str,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = timeout(
+        Duration::from_secs(5),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// Moves frames from the queue to the socket; on a close request, sends the close frame at once
+/// (ahead of anything still queued) and stops.
+async fn write_frames(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut queued: mpsc::Receiver<Out>,
+    mut close_rx: oneshot::Receiver<(u16, &'static str)>,
+    state: AppState,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            close = &mut close_rx => {
+                if let Ok((code, reason)) = close {
+                    close_now(&mut sink, code, reason).await;
+                }
+                return;
+            }
+            next = queued.recv() => next,
+        };
+        let message = match next {
+            Some(Out::Frame(text)) => Message::Text(text.into()),
+            Some(Out::Ping) => Message::Ping(Default::default()),
+            None => return,
+        };
+        let is_frame = matches!(message, Message::Text(_));
+        tokio::select! {
+            biased;
+            close = &mut close_rx => {
+                if let Ok((code, reason)) = close {
+                    close_now(&mut sink, code, reason).await;
+                }
+                return;
+            }
+            sent = sink.send(message) => {
+                if sent.is_err() {
+                    return;
+                }
+                if is_frame {
+                    state.metrics.messages_pushed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// The stream's main loop; returns the close code to send, if any.
+async fn deliver(
+    state: &AppState,
+    auth: Auth,
+    after: i64,
+    mut sub: Subscription,
+    queue: &mpsc::Sender<Out>,
+    incoming: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Option<(u16, &'static str)> {
+    let ping_every = Duration::from_secs(state.config.stream_ping_interval.max(1));
+    let stall = Duration::from_millis(state.config.stream_stall_ms);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut sent = after;
+    // Whether the store may hold entries after `sent` that did not fit in the queue.
+    let mut more = true;
+    let mut full_since: Option<Instant> = None;
+    loop {
+        if more {
+            let room = queue.capacity().min(PAGE);
+            if room > 0 {
+                full_since = None;
+                let entries = match state
+                    .store
+                    .entries(auth.user_id, Cursor::After(sent), room as i64)
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stream cannot read the mailbox");
+                        return Some((
+                            close::GOING_AWAY,
+                            "the server cannot read the mailbox; reconnect",
+                        ));
+                    }
+                };
+                more = entries.len() == room;
+                for e in &entries {
+                    let frame = serde_json::to_string(&ServerFrame::Message {
+                        message: &MessageWire::from(e),
+                    })
+                    .unwrap_or_default();
+                    if queue.try_send(Out::Frame(frame)).is_err() {
+                        return None;
+                    }
+                    sent = e.seq;
+                }
+                if more {
+                    continue;
+                }
+            } else if full_since.is_none() {
+                full_since = Some(Instant::now());
+            }
+        }
+        let stalled_at = full_since.map(|t| t + stall);
+        tokio::select! {
+            changed = sub.wake.changed() => {
+                if changed.is_err() {
+                    return Some((close::GOING_AWAY, "the server is shutting down"));
+                }
+                more = true;
+            }
+            permit = queue.reserve(), if more && full_since.is_some() => {
+                drop(permit);
+            }
+            _ = tokio::time::sleep_until(stalled_at.unwrap_or_else(Instant::now)), if stalled_at.is_some() => {
+                state.metrics.slow_consumer_disconnects.fetch_add(1, Ordering::Relaxed);
+                return Some((close::TOO_FAR_BEHIND, "too far behind: reconnect with after = the last seq received"));
+            }
+            event = sub.control.recv() => match event {
+                Ok(Control::SessionRevoked(s)) if s == auth.session_id => {
+                    return Some((close::UNAUTHENTICATED, "the session was revoked"));
+                }
+                Ok(Control::UserRevoked { user, except }) if user == auth.user_id && except != Some(auth.session_id) => {
+                    return Some((close::UNAUTHENTICATED, "the session was revoked"));
+                }
+                Ok(Control::Shutdown) => return Some((close::GOING_AWAY, "the server is shutting down")),
+                Ok(Control::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Revocations may have been missed: ask the store.
+                    match state.store.session_live(auth.session_id, auth.user_id, now_ms()).await {
+                        Ok(true) => more = true,
+                        Ok(false) => return Some((close::UNAUTHENTICATED, "the session was revoked")),
+                        Err(_) => more = true,
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Closed) => return Some((close::GOING_AWAY, "the server is shutting down")),
+            },
+            frame = incoming.next() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                // Pongs (and anything else the client says) show it is alive.
+                Some(Ok(_)) => last_heard = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 + ping_every / 2 {
+                    return Some((close::PEER_GONE, "no answer to two pings"));
+                }
+                // A full queue already shows the client is slow; the stall timer handles that.
+                let _ = queue.try_send(Out::Ping);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `GET /v1/stream` (PROTOCOL §4.2): backlog then live, in order, once; close codes.
+
+use futures_util::SinkExt as _;
+use sealpost_client::api::{SendRequest, SendResponse};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::both;
+use crate::helpers::*;
+
+async fn send(from: &TestUser, to: &TestUser, k: usize) -> SendResponse {
+    let req = SendRequest {
+        to: to.id,
+        ciphertext: ciphertext(k),
+        key_version: 1,
+        sender_key_version: 1,
+        sender_copy: None,
+    };
+    from.api.send(&req).await.unwrap()
+}
+
+fn id_of(heard: Heard) -> String {
+    match heard {
+        Heard::Message(m) => m["id"].as_str().unwrap().to_owned(),
+        other => panic!("expected a message, heard {other:?}"),
+    }
+}
+
+both!(backlog_then_live_in_order, |app: TestApp| async move {
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let first = send(&alice, &bob, 1).await;
+    let second = send(&alice, &bob, 1).await;
+    let third = send(&alice, &bob, 1).await;
+    let mut ws = app.stream(bob.api.token().unwrap(), first.seq).await;
+    assert_eq!(id_of(hear(&mut ws).await), second.id.to_string());
+    assert_eq!(id_of(hear(&mut ws).await), third.id.to_string());
+    for _ in 0..20 {
+        let live = send(&alice, &bob, 2).await;
+        match hear(&mut ws).await {
+            Heard::Message(m) => {
+                assert_eq!(m["id"], live.id.to_string());
+                assert_eq!(m["seq"], live.seq);
+                assert_eq!(m["from"], alice.id.to_string());
+                assert_eq!(
+                    sealpost_crypto::b64::decode(m["ciphertext"].as_str().unwrap())
+                        .unwrap()
+                        .len(),
+                    88 + 512
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Alice's stream hears nothing of Bob's mailbox; her sender copies land in her own.
+    let mut mine = app.stream(alice.api.token().unwrap(), 0).await;
+    let req = SendRequest {
+        to: bob.id,
+        ciphertext: ciphertext(1),
+        key_version: 1,
+        sender_key_version: 1,
+        sender_copy: Some(sealpost_client::api::SenderCopy {
+            ciphertext: ciphertext(1),
+            key_version: 1,
+        }),
+    };
+    alice.api.send(&req).await.unwrap();
+    match hear(&mut mine).await {
+        Heard::Message(m) => assert_eq!(
+            (m["seq"].as_i64(), m["to"].as_str()),
+            (Some(1), Some(bob.id.to_string().as_str()))
+        ),
+        other => panic!("{other:?}"),
+    }
+});
+
+both!(close_codes_for_bad_starts, |app: TestApp| async move {
+    let bob = app.user("bob").await;
+    // Not an auth frame.
+    for first in [
+        r#"{"type":"hello"}"#,
+        "not json",
+        r#"{"type":"auth"}"#,
+        r#"{"type":"auth","access_token":"x","after":-1}"#,
+    ] {
+        let mut ws = app.ws().await;
+        ws.send(Message::Text(first.into())).await.unwrap();
+        assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4400)), "{first}");
+    }
+    let mut ws = app.ws().await;
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4400)));
+    // A bad token.
+    let mut ws = app.ws().await;
+    ws.send(Message::Text(
+        r#"{"type":"auth","access_token":"a.b.c"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
+    // A revoked session.
+    let token = bob.api.token().unwrap().to_owned();
+    bob.api.logout().await.unwrap();
+    let mut ws = app.ws().await;
+    ws.send(Message::Text(
+        serde_json::json!({"type":"auth","access_token":token})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
+    // A plain GET is told it needs a WebSocket, in the error shape.
+    let r = app
+        .api()
+        .raw(
+            reqwest::Method::GET,
+            "/v1/stream",
+            sealpost_client::api::RawBody::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+});
+
+both!(silence_is_closed_with_4408, |app: TestApp| async move {
+    let backend = app.backend;
+    app.stop().await;
+    let mut args = test_args();
+    args.stream_auth_timeout = 1;
+    let app = TestApp::spawn_with(backend, args).await.unwrap();
+    let mut ws = app.ws().await;
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4408)));
+    app.stop().await;
+});
+
+both!(
+    revoking_a_session_closes_its_stream,
+    |app: TestApp| async move {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let phone = app
+            .api()
+            .login(&sealpost_client::api::LoginRequest {
+                email: bob.email.clone(),
+                auth_key: bob.auth_key.clone(),
+                device_name: None,
+            })
+            .await
+            .unwrap();
+        let mut on_phone = app.stream(&phone.access_token, 0).await;
+        let mut on_laptop = app.stream(bob.api.token().unwrap(), 0).await;
+        bob.api.revoke_session(phone.session_id).await.unwrap();
+        assert_eq!(hear(&mut on_phone).await, Heard::Closed(Some(4401)));
+        // The other session's stream goes on.
+        let m = send(&alice, &bob, 1).await;
+        assert_eq!(id_of(hear(&mut on_laptop).await), m.id.to_string());
+        // Reusing a refresh token revokes its session, and so its stream.
+        app.api().refresh(&bob.refresh_token).await.unwrap();
+        app.api().refresh(&bob.refresh_token).await.unwrap_err();
+        assert_eq!(hear(&mut on_laptop).await, Heard::Closed(Some(4401)));
+    }
+);
+
+both!(
+    a_slow_reader_is_cut_off_with_4409,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        app.stop().await;
+        let mut args = test_args();
+        args.stream_buffer = 4;
+        args.stream_stall_ms = 300;
+        let app = TestApp::spawn_with(backend, args).await.unwrap();
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let mut ws = app.stream(bob.api.token().unwrap(), 0).await;
+        // Bob reads nothing while Alice sends far more than the socket buffers and the queue hold.
+        let total = 400;
+        for _ in 0..total {
+            send(&alice, &bob, 255).await;
+        }
+        // Then Bob reads: what was already on its way, then the close.
+        let mut received = 0;
+        let code = loop {
+            match hear(&mut ws).await {
+                Heard::Message(_) => received += 1,
+                Heard::Closed(code) => break code,
+                Heard::Ready(_) => panic!("a second ready"),
+            }
+        };
+        assert_eq!(code, Some(4409));
+        assert!(received < total, "the server queued everything ({received} of {total}) instead of cutting the reader off");
+        let metrics = app.api().metrics().await.unwrap();
+        assert!(
+            metrics.contains("sealpost_slow_consumer_disconnects_total 1"),
+            "{metrics}"
+        );
+        // Resuming from the last seq received delivers the rest.
+        let mut ws = app.stream(bob.api.token().unwrap(), received).await;
+        for seq in received + 1..=total {
+            match hear(&mut ws).await {
+                Heard::Message(m) => assert_eq!(m["seq"].as_i64(), Some(seq as i64)),
+                other => panic!("{other:?}"),
+            }
+        }
+        app.stop().await;
+    }
+);
+
+both!(
+    shutdown_closes_streams_with_1001,
+    |app: TestApp| async move {
+        let bob = app.user("bob").await;
+        let mut ws = app.stream(bob.api.token().unwrap(), 0).await;
+        app.begin_shutdown();
+        assert_eq!(hear(&mut ws).await, Heard::Closed(Some(1001)));
+    }
+);
