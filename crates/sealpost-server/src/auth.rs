@@ -17,7 +17,7 @@ use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{now_ms, Kdf, Refreshed};
-use crate::tokens::{hash_token, new_refresh_token, Claims};
+use crate::tokens::{hash_token, new_opaque_token, Claims};
 use crate::validate::{self, rfc3339, KdfWire};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -152,7 +152,7 @@ async fn login(
         .await?
         .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
     let now = now_ms();
-    let (refresh_token, refresh_hash) = new_refresh_token();
+    let (refresh_token, refresh_hash) = new_opaque_token();
     let session_id = state
         .store
         .create_session(
@@ -251,7 +251,7 @@ async fn refresh(
 ) -> ApiResult<Json<TokenPair>> {
     state.rate.check(Action::Refresh, addr, None)?;
     let now = now_ms();
-    let (refresh_token, new_hash) = new_refresh_token();
+    let (refresh_token, new_hash) = new_opaque_token();
     let outcome = state
         .store
         .refresh(

@@ -210,3 +210,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(ClientAddr(ip))
     }
 }
+
+/// The caller, when an `Authorization` header is sent (then it must be valid: 401 otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeAuth(pub Option<Auth>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            Ok(MaybeAuth(Some(
+                Auth::from_request_parts(parts, state).await?,
+            )))
+        } else {
+            Ok(MaybeAuth(None))
+        }
+    }
+}

@@ -43,10 +43,20 @@ macro_rules! notify {
 }
 
 /// Numbered migrations, per backend, applied in order at start-up.
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_recovery_tokens.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_recovery_tokens.sql"),
+    ),
+];
 
 /// The database behind one node.
 #[derive(Debug, Clone)]
@@ -205,6 +215,8 @@ impl Store {
                 // FULL: a commit is on disk before it returns, so a 201 survives power loss.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Deleted rows (a deleted account) are overwritten, not left in free pages.
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new()
                 .max_connections(pool_size.max(1))
@@ -791,10 +803,223 @@ impl Store {
         })
     }
 
+    /// The auth hash of a live account, to check a `current_auth_key`.
+    pub async fn auth_hash(&self, user_id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        on!(self, pool => {
+            let h: Option<Option<Vec<u8>>> =
+                sqlx::query_scalar("SELECT auth_hash FROM users WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(h.flatten())
+        })
+    }
+
+    /// Swaps kdf, auth hash and wrapped account key in one transaction, and revokes every
+    /// session but the one kept (all of them after a recovery). A recovery token (its hash) is
+    /// consumed in the same transaction and names the user; `Ok(None)` when it is unknown, used
+    /// or expired. Answers the user changed.
+    pub async fn change_password(
+        &self,
+        proof: PasswordProof<'_>,
+        kdf: &Kdf,
+        auth_hash: &[u8],
+        wrapped_account_key: &[u8],
+        now: i64,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let (user_id, keep) = match proof {
+                PasswordProof::Session { user_id, keep } => (user_id, Some(keep)),
+                PasswordProof::RecoveryToken(hash) => {
+                    let user: Option<Uuid> = sqlx::query_scalar(
+                        "UPDATE recovery_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                         RETURNING user_id",
+                    )
+                    .bind(now)
+                    .bind(hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match user {
+                        Some(u) => (u, None),
+                        None => return Ok(None),
+                    }
+                }
+            };
+            let n = sqlx::query(
+                "UPDATE users SET kdf_salt = $1, kdf_opslimit = $2, kdf_memlimit = $3, auth_hash = $4, \
+                 wrapped_account_key = $5 WHERE id = $6 AND deleted_at IS NULL",
+            )
+            .bind(&kdf.salt)
+            .bind(kdf.opslimit)
+            .bind(kdf.memlimit)
+            .bind(auth_hash)
+            .bind(wrapped_account_key)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(None);
+            }
+            let revoke = "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+            match keep {
+                Some(keep) => {
+                    let sql = format!("{revoke} AND id <> $3");
+                    sqlx::query(&sql).bind(now).bind(user_id).bind(keep).execute(&mut *tx).await?
+                }
+                None => sqlx::query(revoke).bind(now).bind(user_id).execute(&mut *tx).await?,
+            };
+            notify!(self, tx, notification::user_revoked(user_id, keep));
+            tx.commit().await?;
+            Ok(Some(user_id))
+        })
+    }
+
+    /// Replaces the recovery wrap (the old recovery key stops working).
+    pub async fn set_recovery(
+        &self,
+        user_id: Uuid,
+        auth_hash: &[u8],
+        wrapped: &[u8],
+    ) -> Result<(), sqlx::Error> {
+        on!(self, pool => {
+            sqlx::query(
+                "UPDATE users SET recovery_auth_hash = $1, recovery_wrapped = $2 WHERE id = $3 AND deleted_at IS NULL",
+            )
+            .bind(auth_hash)
+            .bind(wrapped)
+            .bind(user_id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// (user id, recovery auth hash, recovery wrap) of a live account that has a recovery key.
+    pub async fn recovery(
+        &self,
+        email: &str,
+    ) -> Result<Option<(Uuid, Vec<u8>, Vec<u8>)>, sqlx::Error> {
+        on!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, recovery_auth_hash, recovery_wrapped FROM users WHERE email = $1 AND deleted_at IS NULL \
+                 AND recovery_auth_hash IS NOT NULL AND recovery_wrapped IS NOT NULL",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some((r.try_get("id")?, r.try_get("recovery_auth_hash")?, r.try_get("recovery_wrapped")?))),
+            }
+        })
+    }
+
+    /// Stores a recovery token's hash.
+    pub async fn create_recovery_token(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        on!(self, pool => {
+            sqlx::query("INSERT INTO recovery_tokens (hash, user_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(hash)
+                .bind(user_id)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Adds key version `version` (= newest + 1); `false` if `version` is not that.
+    pub async fn rotate_key(
+        &self,
+        user_id: Uuid,
+        version: i64,
+        public_key: &[u8],
+        wrapped_secret_key: &[u8],
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE users SET key_version = $1 WHERE id = $2 AND key_version = $3 AND deleted_at IS NULL",
+            )
+            .bind(version)
+            .bind(user_id)
+            .bind(version - 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO user_keys (user_id, key_version, public_key, wrapped_secret_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(user_id)
+            .bind(version)
+            .bind(public_key)
+            .bind(wrapped_secret_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Deletes an account in one transaction: the email, auth hash, wrapped keys, recovery wrap,
+    /// sessions, recovery tokens and the whole mailbox go; the user id and its public keys stay,
+    /// marked deleted, so that what it sent still verifies in other mailboxes.
+    pub async fn delete_account(&self, user_id: Uuid, now: i64) -> Result<bool, sqlx::Error> {
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE users SET email = NULL, kdf_salt = NULL, kdf_opslimit = NULL, kdf_memlimit = NULL, \
+                 auth_hash = NULL, wrapped_account_key = NULL, recovery_auth_hash = NULL, recovery_wrapped = NULL, \
+                 deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            for sql in [
+                "UPDATE user_keys SET wrapped_secret_key = NULL WHERE user_id = $1",
+                "DELETE FROM messages WHERE mailbox = $1",
+                "DELETE FROM recovery_tokens WHERE user_id = $1",
+                "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
+                "DELETE FROM sessions WHERE user_id = $1",
+            ] {
+                sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+            }
+            notify!(self, tx, notification::user_revoked(user_id, None));
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
         on!(self, pool => pool.close().await)
     }
+}
+
+/// What entitles a password change.
+#[derive(Debug, Clone, Copy)]
+pub enum PasswordProof<'a> {
+    /// A signed-in session that proved the current password; it stays signed in.
+    Session { user_id: Uuid, keep: Uuid },
+    /// The hash of a recovery token; every session is revoked.
+    RecoveryToken(&'a [u8]),
 }
 
 /// How a user is looked up.

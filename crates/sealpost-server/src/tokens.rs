@@ -87,8 +87,9 @@ impl JwtKey {
     }
 }
 
-/// A fresh refresh token (32 random bytes, base64url) and the hash that is stored instead.
-pub fn new_refresh_token() -> (String, Vec<u8>) {
+/// A fresh opaque token (32 random bytes, base64url: a refresh or recovery token) and the hash
+/// that is stored instead.
+pub fn new_opaque_token() -> (String, Vec<u8>) {
     let mut raw = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(raw.as_mut());
     let token = b64::encode(raw.as_ref());

@@ -355,3 +355,61 @@ pub async fn hear(ws: &mut Ws) -> Heard {
         }
     }
 }
+
+/// Every row of every table as text (blobs and bytea as lowercase hex), read through SQL.
+pub async fn database_text(app: &TestApp) -> String {
+    use sqlx::Row as _;
+    let mut out = String::new();
+    match &app.store {
+        Store::Sqlite(pool) => {
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            for table in tables {
+                for row in sqlx::query(&format!("SELECT * FROM \"{table}\""))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                {
+                    for (i, _) in row.columns().iter().enumerate() {
+                        if let Ok(Some(t)) = row.try_get::<Option<String>, _>(i) {
+                            out.push_str(&t);
+                        } else if let Ok(Some(b)) = row.try_get::<Option<Vec<u8>>, _>(i) {
+                            out.push_str(&hex(&b));
+                        } else if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
+                            out.push_str(&n.to_string());
+                        }
+                        out.push('|');
+                    }
+                    out.push('\n');
+                }
+            }
+        }
+        Store::Postgres(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                for r in rows {
+                    out.push_str(&r);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
