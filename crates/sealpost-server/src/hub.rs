@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{broadcast, watch};
@@ -37,7 +37,24 @@ pub struct Hub {
     mailboxes: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
     control: broadcast::Sender<Control>,
     stopping: AtomicBool,
+    sessions: Mutex<SessionCache>,
 }
+
+/// Sessions this node recently found live, so that most requests need no database read. Every
+/// revocation the hub hears (from this node, or from another by NOTIFY) drops its entries at once;
+/// a resync drops them all; and an entry is trusted for [`SESSION_TTL`] at most, in case a
+/// notification was lost without the listener noticing.
+#[derive(Debug, Default)]
+struct SessionCache {
+    live: HashMap<Uuid, (Uuid, Instant)>,
+    /// Bumped by every invalidation, so that a check that raced one does not cache its answer.
+    generation: u64,
+}
+
+/// How long a cached "live" answer is trusted.
+pub const SESSION_TTL: Duration = Duration::from_secs(10);
+/// Entries kept at most; past it the cache starts over.
+const SESSION_CACHE_MAX: usize = 100_000;
 
 impl Default for Hub {
     fn default() -> Self {
@@ -45,6 +62,7 @@ impl Default for Hub {
             mailboxes: Mutex::new(HashMap::new()),
             control: broadcast::channel(1024).0,
             stopping: AtomicBool::new(false),
+            sessions: Mutex::new(SessionCache::default()),
         }
     }
 }
@@ -101,10 +119,53 @@ impl Hub {
     }
 
     pub fn send(&self, event: Control) {
+        {
+            let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                Control::SessionRevoked(session) => {
+                    cache.live.remove(&session);
+                }
+                Control::UserRevoked { user, except } => cache
+                    .live
+                    .retain(|session, (u, _)| *u != user || Some(*session) == except),
+                Control::Resync | Control::Shutdown => cache.live.clear(),
+            }
+            cache.generation += 1;
+        }
         if event == Control::Shutdown {
             self.stopping.store(true, Ordering::SeqCst);
         }
         let _ = self.control.send(event);
+    }
+
+    /// Whether this node found the session live lately (and nothing revoked it since).
+    pub fn session_cached(&self, session: Uuid, user: Uuid) -> bool {
+        let cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .live
+            .get(&session)
+            .is_some_and(|(u, at)| *u == user && at.elapsed() < SESSION_TTL)
+    }
+
+    /// The generation to pass to [`Hub::cache_session`], read before asking the store.
+    pub fn session_generation(&self) -> u64 {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    /// Remembers that the store found the session live, unless something was revoked since
+    /// `generation` was read.
+    pub fn cache_session(&self, session: Uuid, user: Uuid, generation: u64) {
+        let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.generation != generation {
+            return;
+        }
+        if cache.live.len() >= SESSION_CACHE_MAX {
+            cache.live.clear();
+        }
+        cache.live.insert(session, (user, Instant::now()));
     }
 
     /// Wakes every stream (after notifications may have been lost).

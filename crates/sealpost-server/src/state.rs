@@ -121,10 +121,14 @@ impl AppState {
                 "the access token is invalid or expired: refresh it or sign in",
             )
         })?;
-        if !self.store.session_live(claims.sid, claims.sub, now).await? {
-            return Err(ApiError::unauthenticated(
-                "this session has ended: sign in again",
-            ));
+        if !self.hub.session_cached(claims.sid, claims.sub) {
+            let generation = self.hub.session_generation();
+            if !self.store.session_live(claims.sid, claims.sub, now).await? {
+                return Err(ApiError::unauthenticated(
+                    "this session has ended: sign in again",
+                ));
+            }
+            self.hub.cache_session(claims.sid, claims.sub, generation);
         }
         Ok(Auth {
             user_id: claims.sub,

@@ -141,6 +141,44 @@ impl TestApp {
         })
     }
 
+    /// Another node on the same database (PostgreSQL): its own pool, hub and listener.
+    pub async fn second_node(&self) -> TestApp {
+        let args = (*self.state.config).clone();
+        let store = Store::connect(&args.database, args.db_pool)
+            .await
+            .expect("connect");
+        let state = AppState::with_store(args, store.clone())
+            .await
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            sealpost_server::run(listener, server_state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            backend: self.backend,
+            store,
+            state,
+            inner: std::sync::Arc::new(Inner {
+                shutdown: std::sync::Mutex::new(Some(tx)),
+                server: std::sync::Mutex::new(Some(server)),
+                _dir: None,
+                pg: None,
+                db_path: None,
+            }),
+        }
+    }
+
     /// A client without a token.
     pub fn api(&self) -> Api {
         Api::new(&self.base)

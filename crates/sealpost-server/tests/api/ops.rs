@@ -95,3 +95,50 @@ both!(health_metrics_and_openapi, |app: TestApp| async move {
         (404, Some("not_found"))
     );
 });
+
+both!(overload_is_shed_with_503, |app: TestApp| async move {
+    use tokio::io::AsyncWriteExt as _;
+    let backend = app.backend;
+    app.stop().await;
+    let mut args = test_args();
+    args.max_in_flight = 1;
+    let app = TestApp::spawn_with(backend, args).await.unwrap();
+    // One request that stays in flight: its headers promise a body that never comes.
+    let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    held.write_all(
+        b"POST /v1/auth/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let status = |want: u16| {
+        let api = app.api();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                let r = api
+                    .raw(Method::GET, "/healthz", RawBody::None)
+                    .await
+                    .unwrap();
+                if r.status == want {
+                    return r;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never answered {want}"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let shed = status(503).await;
+    assert_eq!(shed.json["error"]["code"], "overloaded");
+    drop(held);
+    status(200).await;
+    assert!(app
+        .api()
+        .metrics()
+        .await
+        .unwrap()
+        .contains("sealpost_overloaded_total"));
+    app.stop().await;
+});

@@ -220,3 +220,37 @@ both!(
         assert_eq!(hear(&mut ws).await, Heard::Closed(Some(1001)));
     }
 );
+
+/// Two nodes on one PostgreSQL database (one SQLite database is one node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_and_messages_reach_every_node() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let node_b = app.second_node().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut on_b = node_b.stream(bob.api.token().unwrap(), 0).await;
+    let mut bob_on_b = node_b.api();
+    bob_on_b.set_token(bob.api.token().map(str::to_owned));
+    assert!(
+        bob_on_b.sessions().await.is_ok(),
+        "node B knows the session (and caches it)"
+    );
+    // A message stored through node A reaches the stream on node B.
+    let m = send(&alice, &bob, 1).await;
+    assert_eq!(id_of(hear(&mut on_b).await), m.id.to_string());
+    // Revoked on node A: the stream on node B closes, and node B refuses the token.
+    bob.api.logout().await.unwrap();
+    assert_eq!(hear(&mut on_b).await, Heard::Closed(Some(4401)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while bob_on_b.sessions().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B still accepts a revoked session"
+        );
+        tokio::task::yield_now().await;
+    }
+    node_b.stop().await;
+    app.stop().await;
+}
