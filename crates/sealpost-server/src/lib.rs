@@ -30,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 mod accounts;
 mod auth;
+mod batch;
 pub mod config;
 mod error;
 mod extract;

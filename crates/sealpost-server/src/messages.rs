@@ -112,7 +112,16 @@ async fn send(
         sender_copy,
         now: now_ms(),
     };
-    let entry = match state.store.send(&message).await? {
+    let (recipient, sender, with_copy) = (
+        message.recipient,
+        message.sender,
+        message.sender_copy.is_some(),
+    );
+    let outcome = match &state.batcher {
+        Some(batcher) => batcher.send(message).await?,
+        None => state.store.send(&message).await?,
+    };
+    let entry = match outcome {
         Ok(entry) => entry,
         Err(SendRefused::UnknownRecipient) => {
             return Err(ApiError::NotFound { message: "no such recipient".into(), field: Some("to".into()) })
@@ -126,11 +135,11 @@ async fn send(
             })
         }
     };
-    state.hub.stored(message.recipient);
-    if message.sender_copy.is_some() {
-        state.hub.stored(message.sender);
+    state.hub.stored(recipient);
+    if with_copy {
+        state.hub.stored(sender);
     }
-    let stored = if message.sender_copy.is_some() { 2 } else { 1 };
+    let stored = if with_copy { 2 } else { 1 };
     state
         .metrics
         .messages_stored

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub messages_pushed: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
     pub overloaded: AtomicU64,
+    pub group_commits: AtomicU64,
+    pub group_committed_sends: AtomicU64,
 }
 
 impl Metrics {
@@ -142,6 +144,20 @@ impl Metrics {
             "counter",
             "Streams closed with 4409 for falling behind.",
             load(&self.slow_consumer_disconnects),
+        );
+        gauge(
+            &mut out,
+            "sealpost_group_commits_total",
+            "counter",
+            "SQLite transactions that stored sends (group commit).",
+            load(&self.group_commits),
+        );
+        gauge(
+            &mut out,
+            "sealpost_group_committed_sends_total",
+            "counter",
+            "Sends stored by those transactions.",
+            load(&self.group_committed_sends),
         );
         let _ = writeln!(
             out,

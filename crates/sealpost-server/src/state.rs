@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::batch::SendBatcher;
 use crate::config::ServeArgs;
 use crate::error::ApiError;
 use crate::extract::Auth;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub hub: Arc<Hub>,
+    /// Group commit of sends, on SQLite.
+    pub batcher: Option<SendBatcher>,
 }
 
 /// The server secret behind the fake `prelogin` salts of unknown emails.
@@ -101,11 +104,16 @@ impl AppState {
                     .contains(&config.kdf_memlimit),
             "the default kdf limits must lie within opslimit 2..=10 and memlimit 67108864..=1073741824"
         );
+        let metrics = Arc::new(Metrics::default());
         Ok(AppState {
             limits: Limits::new(config.max_ciphertext),
             rate: Arc::new(RateLimiter::new(&config)),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::clone(&metrics),
             hub: Arc::new(Hub::default()),
+            batcher: match &store {
+                Store::Sqlite(_) => Some(SendBatcher::spawn(store.clone(), Arc::clone(&metrics))),
+                Store::Postgres(_) => None,
+            },
             jwt: Arc::new(JwtKey::new(jwt_secret)),
             prelogin_key: Arc::new(PreloginKey(Zeroizing::new(prelogin))),
             config: Arc::new(config),

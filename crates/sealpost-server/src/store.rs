@@ -42,6 +42,123 @@ macro_rules! notify {
     };
 }
 
+/// One send inside the transaction `$tx`: takes the next `seq` of each mailbox touched (in a
+/// fixed order, so that two opposite sends never deadlock), checks key versions, stores the entry
+/// and its sender copy. Evaluates to the recipient's entry, or `return`s the refusal (the caller
+/// rolls back what it wrote).
+macro_rules! send_one {
+    ($store:expr, $tx:ident, $m:expr, $rid:expr, $cid:expr) => {{
+            // Take the mailbox counters in a fixed order, so two opposite sends never deadlock.
+            let mut boxes = vec![$m.recipient];
+            if $m.sender_copy.is_some() && $m.sender != $m.recipient {
+                boxes.push($m.sender);
+            }
+            boxes.sort();
+            let mut recipient_seq = None;
+            let mut recipient_version = None;
+            let mut sender_seq = None;
+            let mut sender_version = None;
+            for mailbox in &boxes {
+                let row = sqlx::query(
+                    "UPDATE users SET last_seq = last_seq + 1 WHERE id = $1 AND deleted_at IS NULL \
+                     RETURNING last_seq, key_version",
+                )
+                .bind(mailbox)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let Some(row) = row else {
+                    let refusal = if *mailbox == $m.recipient {
+                        SendRefused::UnknownRecipient
+                    } else {
+                        SendRefused::SenderGone
+                    };
+                    return Ok(Err(refusal));
+                };
+                let seq: i64 = row.try_get("last_seq")?;
+                let version: i64 = row.try_get("key_version")?;
+                if *mailbox == $m.recipient {
+                    recipient_seq = Some(seq);
+                    recipient_version = Some(version);
+                }
+                if *mailbox == $m.sender {
+                    sender_seq = Some(seq);
+                    sender_version = Some(version);
+                }
+            }
+            let (Some(recipient_seq), Some(recipient_version)) = (recipient_seq, recipient_version) else {
+                return Ok(Err(SendRefused::UnknownRecipient));
+            };
+            let sender_version = match sender_version {
+                Some(v) => v,
+                None => {
+                    let v: Option<i64> =
+                        sqlx::query_scalar("SELECT key_version FROM users WHERE id = $1 AND deleted_at IS NULL")
+                            .bind($m.sender)
+                            .fetch_optional(&mut *$tx)
+                            .await?;
+                    match v {
+                        Some(v) => v,
+                        None => return Ok(Err(SendRefused::SenderGone)),
+                    }
+                }
+            };
+            if $m.key_version != recipient_version {
+                return Ok(Err(SendRefused::Stale("key_version")));
+            }
+            if $m.sender_key_version != sender_version {
+                return Ok(Err(SendRefused::Stale("sender_key_version")));
+            }
+            if let Some((_, v)) = &$m.sender_copy {
+                if *v != sender_version {
+                    return Ok(Err(SendRefused::Stale("sender_copy.key_version")));
+                }
+            }
+            let insert = "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
+                          sender_key_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+            sqlx::query(insert)
+                .bind($rid)
+                .bind($m.recipient)
+                .bind(recipient_seq)
+                .bind($m.sender)
+                .bind($m.recipient)
+                .bind(&$m.ciphertext)
+                .bind($m.key_version)
+                .bind($m.sender_key_version)
+                .bind($m.now)
+                .execute(&mut *$tx)
+                .await?;
+            if let (Some((copy, v)), Some(seq)) = (&$m.sender_copy, sender_seq) {
+                sqlx::query(insert)
+                    .bind($cid)
+                    .bind($m.sender)
+                    .bind(seq)
+                    .bind($m.sender)
+                    .bind($m.recipient)
+                    .bind(copy)
+                    .bind(v)
+                    .bind(v)
+                    .bind($m.now)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            notify!($store, $tx, notification::stored($m.recipient));
+            if sender_seq.is_some() && $m.sender_copy.is_some() {
+                notify!($store, $tx, notification::stored($m.sender));
+            }
+            Ok(Ok(Entry {
+                id: $rid,
+                mailbox: $m.recipient,
+                seq: recipient_seq,
+                sender: $m.sender,
+                recipient: $m.recipient,
+                ciphertext: $m.ciphertext.clone(),
+                key_version: $m.key_version,
+                sender_key_version: $m.sender_key_version,
+                created_at: $m.now,
+            }))
+    }};
+}
+
 /// Numbered migrations, per backend, applied in order at start-up.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -647,119 +764,45 @@ impl Store {
     /// Stores a message (and its sender copy) with the next `seq` of each mailbox, in one
     /// transaction. Returns the recipient's entry.
     pub async fn send(&self, m: &NewMessage) -> Result<Result<Entry, SendRefused>, sqlx::Error> {
-        let recipient_entry_id = Uuid::now_v7();
-        let copy_entry_id = Uuid::now_v7();
+        let (rid, cid) = (Uuid::now_v7(), Uuid::now_v7());
         on!(self, pool => {
             let mut tx = pool.begin().await?;
-            // Take the mailbox counters in a fixed order, so two opposite sends never deadlock.
-            let mut boxes = vec![m.recipient];
-            if m.sender_copy.is_some() && m.sender != m.recipient {
-                boxes.push(m.sender);
+            let outcome: Result<Result<Entry, SendRefused>, sqlx::Error> = async { send_one!(self, tx, m, rid, cid) }.await;
+            let entry = outcome?;
+            if entry.is_ok() {
+                tx.commit().await?;
             }
-            boxes.sort();
-            let mut recipient_seq = None;
-            let mut recipient_version = None;
-            let mut sender_seq = None;
-            let mut sender_version = None;
-            for mailbox in &boxes {
-                let row = sqlx::query(
-                    "UPDATE users SET last_seq = last_seq + 1 WHERE id = $1 AND deleted_at IS NULL \
-                     RETURNING last_seq, key_version",
-                )
-                .bind(mailbox)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else {
-                    let refusal = if *mailbox == m.recipient {
-                        SendRefused::UnknownRecipient
-                    } else {
-                        SendRefused::SenderGone
-                    };
-                    return Ok(Err(refusal));
-                };
-                let seq: i64 = row.try_get("last_seq")?;
-                let version: i64 = row.try_get("key_version")?;
-                if *mailbox == m.recipient {
-                    recipient_seq = Some(seq);
-                    recipient_version = Some(version);
-                }
-                if *mailbox == m.sender {
-                    sender_seq = Some(seq);
-                    sender_version = Some(version);
-                }
-            }
-            let (Some(recipient_seq), Some(recipient_version)) = (recipient_seq, recipient_version) else {
-                return Ok(Err(SendRefused::UnknownRecipient));
-            };
-            let sender_version = match sender_version {
-                Some(v) => v,
-                None => {
-                    let v: Option<i64> =
-                        sqlx::query_scalar("SELECT key_version FROM users WHERE id = $1 AND deleted_at IS NULL")
-                            .bind(m.sender)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    match v {
-                        Some(v) => v,
-                        None => return Ok(Err(SendRefused::SenderGone)),
+            Ok(entry)
+        })
+    }
+
+    /// Group commit: stores many sends in one transaction (one fsync), each in a savepoint of its
+    /// own so that a refused one leaves no trace. Nothing is acknowledged before the commit.
+    pub async fn send_batch(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
+        on!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut results = Vec::with_capacity(batch.len());
+            for m in batch {
+                let (rid, cid) = (Uuid::now_v7(), Uuid::now_v7());
+                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+                let outcome: Result<Result<Entry, SendRefused>, sqlx::Error> =
+                    async { send_one!(self, sp, m, rid, cid) }.await;
+                match outcome? {
+                    Ok(entry) => {
+                        sp.commit().await?;
+                        results.push(Ok(entry));
+                    }
+                    Err(refused) => {
+                        sp.rollback().await?;
+                        results.push(Err(refused));
                     }
                 }
-            };
-            if m.key_version != recipient_version {
-                return Ok(Err(SendRefused::Stale("key_version")));
-            }
-            if m.sender_key_version != sender_version {
-                return Ok(Err(SendRefused::Stale("sender_key_version")));
-            }
-            if let Some((_, v)) = &m.sender_copy {
-                if *v != sender_version {
-                    return Ok(Err(SendRefused::Stale("sender_copy.key_version")));
-                }
-            }
-            let insert = "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
-                          sender_key_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-            sqlx::query(insert)
-                .bind(recipient_entry_id)
-                .bind(m.recipient)
-                .bind(recipient_seq)
-                .bind(m.sender)
-                .bind(m.recipient)
-                .bind(&m.ciphertext)
-                .bind(m.key_version)
-                .bind(m.sender_key_version)
-                .bind(m.now)
-                .execute(&mut *tx)
-                .await?;
-            if let (Some((copy, v)), Some(seq)) = (&m.sender_copy, sender_seq) {
-                sqlx::query(insert)
-                    .bind(copy_entry_id)
-                    .bind(m.sender)
-                    .bind(seq)
-                    .bind(m.sender)
-                    .bind(m.recipient)
-                    .bind(copy)
-                    .bind(v)
-                    .bind(v)
-                    .bind(m.now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            notify!(self, tx, notification::stored(m.recipient));
-            if sender_seq.is_some() && m.sender_copy.is_some() {
-                notify!(self, tx, notification::stored(m.sender));
             }
             tx.commit().await?;
-            Ok(Ok(Entry {
-                id: recipient_entry_id,
-                mailbox: m.recipient,
-                seq: recipient_seq,
-                sender: m.sender,
-                recipient: m.recipient,
-                ciphertext: m.ciphertext.clone(),
-                key_version: m.key_version,
-                sender_key_version: m.sender_key_version,
-                created_at: m.now,
-            }))
+            Ok(results)
         })
     }
 

@@ -80,3 +80,55 @@ both!(
             .is_empty());
     }
 );
+
+both!(
+    refused_sends_among_concurrent_ones_leave_no_trace,
+    |app: TestApp| async move {
+        let bob = app.user("bob").await;
+        let alice = app.user("alice").await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let api = alice.api.clone();
+            let to = bob.id;
+            // Every other send names a key version Bob does not have: refused, while its neighbours
+            // (possibly in the same group commit) are stored.
+            let key_version = if i % 2 == 0 { 1 } else { 2 };
+            tasks.spawn(async move {
+                let req = SendRequest {
+                    to,
+                    ciphertext: ciphertext(1),
+                    key_version,
+                    sender_key_version: 1,
+                    sender_copy: None,
+                };
+                (key_version, api.send(&req).await)
+            });
+        }
+        let mut seqs = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                (1, Ok(r)) => seqs.push(r.seq),
+                (2, Err(e)) => assert_eq!(e.code(), Some("stale_key")),
+                (v, other) => panic!("version {v}: {other:?}"),
+            }
+        }
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            (1..=100).collect::<Vec<i64>>(),
+            "refused sends took or skipped numbers"
+        );
+        let page = bob
+            .api
+            .messages(Page::After {
+                after: 0,
+                limit: Some(200),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            seqs
+        );
+    }
+);

@@ -1,0 +1,92 @@
+//! Group commit on SQLite: concurrent sends are written by one task, many to a transaction, so
+//! that they share one commit and one fsync (`synchronous=FULL` stays on: durability is not
+//! traded for speed). Each sender waits for the commit that holds its message before it answers
+//! 201. On PostgreSQL, whose commits already overlap, sends go straight to the store.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::store::{Entry, NewMessage, SendRefused, Store};
+
+/// Sends written in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Sends waiting for the writer at most; past it, 503 rather than an unbounded queue.
+const QUEUE: usize = 8192;
+
+type Reply = Result<Result<Entry, SendRefused>, String>;
+
+/// The handle handlers send through.
+#[derive(Debug, Clone)]
+pub struct SendBatcher {
+    jobs: mpsc::Sender<(NewMessage, oneshot::Sender<Reply>)>,
+}
+
+impl SendBatcher {
+    /// Starts the writer task over `store`.
+    pub fn spawn(store: Store, metrics: Arc<Metrics>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write(store, queue, metrics));
+        SendBatcher { jobs }
+    }
+
+    /// Stores a send; answers once its transaction is committed.
+    pub async fn send(&self, message: NewMessage) -> Result<Result<Entry, SendRefused>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .try_send((message, reply))
+            .map_err(|_| ApiError::Overloaded)?;
+        match answer.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(cause)) => Err(ApiError::Internal(anyhow::anyhow!(
+                "group commit failed: {cause}"
+            ))),
+            Err(_) => Err(ApiError::Internal(anyhow::anyhow!("the writer stopped"))),
+        }
+    }
+}
+
+async fn write(
+    store: Store,
+    mut queue: mpsc::Receiver<(NewMessage, oneshot::Sender<Reply>)>,
+    metrics: Arc<Metrics>,
+) {
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while let Some((message, reply)) = queue.recv().await {
+        messages.push(message);
+        replies.push(reply);
+        // Everything that arrived while the previous batch was committing goes in this one.
+        while messages.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok((message, reply)) => {
+                    messages.push(message);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics.group_commits.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .group_committed_sends
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        match store.send_batch(&messages).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is committed, and nobody is told otherwise.
+                let cause = e.to_string();
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+            }
+        }
+        messages.clear();
+    }
+}
