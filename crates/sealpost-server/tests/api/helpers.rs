@@ -97,9 +97,7 @@ impl TestApp {
                 dir = Some(d);
             }
             Backend::Postgres => {
-                let Some(admin) = postgres_admin_url() else {
-                    return None;
-                };
+                let admin = postgres_admin_url()?;
                 let name = format!("sealpost_test_{}", Uuid::new_v4().simple());
                 admin_execute(&admin, &format!("CREATE DATABASE {name}")).await;
                 args.database = database_url(&admin, &name);

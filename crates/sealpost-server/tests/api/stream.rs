@@ -203,7 +203,7 @@ both!(
         let mut ws = app.stream(bob.api.token().unwrap(), received).await;
         for seq in received + 1..=total {
             match hear(&mut ws).await {
-                Heard::Message(m) => assert_eq!(m["seq"].as_i64(), Some(seq as i64)),
+                Heard::Message(m) => assert_eq!(m["seq"].as_i64(), Some(seq)),
                 other => panic!("{other:?}"),
             }
         }
