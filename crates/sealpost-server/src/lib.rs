@@ -148,9 +148,7 @@ async fn observe(
         .get::<Route>()
         .map_or("<unmatched>", |r| r.0.as_str());
     let status = response.status().as_u16();
-    state
-        .metrics
-        .observe(method.as_str(), route, status, elapsed);
+    state.metrics.observe(&method, route, status, elapsed);
     tracing::info!(method = %method, route, status, latency_us = elapsed.as_micros() as u64, "request");
     response
 }

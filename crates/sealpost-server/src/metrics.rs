@@ -22,7 +22,8 @@ struct Histogram {
 /// The node's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    /// By route pattern, then by (method, status): no allocation once a route has been seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<(&'static str, u16), Histogram>>>,
     pub messages_stored: AtomicU64,
     pub streams_open: AtomicU64,
     pub messages_pushed: AtomicU64,
@@ -34,12 +35,21 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one request of `route` (the matched path pattern, never the raw URL).
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub fn observe(
+        &self,
+        method: &axum::http::Method,
+        route: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let secs = elapsed.as_secs_f64();
+        let method = method_name(method);
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let h = requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let by_status = match requests.get_mut(route) {
+            Some(m) => m,
+            None => requests.entry(route.to_owned()).or_default(),
+        };
+        let h = by_status.entry((method, status)).or_default();
         h.count += 1;
         h.sum += secs;
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -57,7 +67,10 @@ impl Metrics {
             "# HELP sealpost_http_requests_total HTTP requests by method, route and status.\n",
         );
         out.push_str("# TYPE sealpost_http_requests_total counter\n");
-        for ((method, route, status), h) in requests.iter() {
+        for (route, (method, status), h) in requests
+            .iter()
+            .flat_map(|(route, m)| m.iter().map(move |(k, h)| (route, k, h)))
+        {
             let _ = writeln!(
                 out,
                 "sealpost_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
@@ -69,10 +82,11 @@ impl Metrics {
         );
         out.push_str("# TYPE sealpost_http_request_duration_seconds histogram\n");
         let mut by_route: BTreeMap<(&str, &str), Histogram> = BTreeMap::new();
-        for ((method, route, _), h) in requests.iter() {
-            let agg = by_route
-                .entry((method.as_str(), route.as_str()))
-                .or_default();
+        for (route, (method, _), h) in requests
+            .iter()
+            .flat_map(|(route, m)| m.iter().map(move |(k, h)| (route, k, h)))
+        {
+            let agg = by_route.entry((method, route.as_str())).or_default();
             agg.count += h.count;
             agg.sum += h.sum;
             for (a, b) in agg.buckets.iter_mut().zip(h.buckets.iter()) {
@@ -169,5 +183,20 @@ impl Metrics {
             (pool.0 as usize).saturating_sub(pool.1)
         );
         out
+    }
+}
+
+/// A method's name without allocating (the rare others are counted together).
+fn method_name(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }
