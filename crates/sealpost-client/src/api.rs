@@ -948,7 +948,7 @@ impl fmt::Debug for RotateRequest {
 // ---------------------------------------------------------------------------------------------
 
 /// `#[serde(with = "b64")]` for `Vec<u8>`; reading refuses any non-canonical text.
-mod b64 {
+pub(crate) mod b64 {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 

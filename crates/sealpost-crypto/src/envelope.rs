@@ -84,12 +84,17 @@ impl Payload {
 /// `sodium_pad(unpadded, 256)`: ISO/IEC 7816-4 padding, `0x80` then zeros up to the next multiple
 /// of 256 bytes; always at least one byte, so 256 bytes become 512.
 pub fn pad(unpadded: &[u8]) -> Vec<u8> {
-    let total = (unpadded.len() / BLOCK + 1) * BLOCK;
+    let total = padded_len(unpadded.len());
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(unpadded);
     out.push(0x80);
     out.resize(total, 0);
     out
+}
+
+/// The length `sodium_pad` gives `len` bytes: the next multiple of 256 above `len`.
+const fn padded_len(len: usize) -> usize {
+    (len / BLOCK + 1) * BLOCK
 }
 
 /// `sodium_unpad(padded, 256)`: the payload before its padding, or [`Error::Malformed`] if the
@@ -120,7 +125,7 @@ pub fn unpad(padded: &[u8]) -> Result<&[u8], Error> {
 
 /// The ciphertext length for a payload of `payload_len` bytes of JSON: `88 + 256·k`.
 pub const fn sealed_len(payload_len: usize) -> usize {
-    OVERHEAD + (payload_len / BLOCK + 1) * BLOCK
+    OVERHEAD + padded_len(payload_len)
 }
 
 /// §3.2: seals `payload` to `recipient`, authenticated by `sender`'s key pair. The result is what
@@ -142,11 +147,18 @@ pub fn seal_bytes(payload: &[u8], recipient: &PublicKey, sender: &KeyPair) -> Ve
     seal_padded(&padded, recipient, sender)
 }
 
-/// Seals bytes taken as already padded (correctly or not), for tests and interop vectors.
+/// Seals bytes taken as already padded (correctly or not), for tests and interop vectors: the
+/// inner box with a fresh nonce, then the sealed box around it.
 #[doc(hidden)]
 pub fn seal_padded(padded: &[u8], recipient: &PublicKey, sender: &KeyPair) -> Vec<u8> {
-    let inner = Zeroizing::new(inner_with_nonce(padded, recipient, sender, &random_array()));
+    let inner = inner_with_nonce(padded, recipient, sender, &random_array());
     nacl::box_seal(&inner, recipient)
+}
+
+/// `crypto_box_seal(inner, recipient)` of arbitrary inner bytes, for tests and interop vectors.
+#[doc(hidden)]
+pub fn seal_inner(inner: &[u8], recipient: &PublicKey) -> Vec<u8> {
+    nacl::box_seal(inner, recipient)
 }
 
 /// `n || crypto_box_easy(padded, n, recipient, sender)` with a given nonce, to reproduce test
@@ -158,8 +170,7 @@ pub fn inner_with_nonce(
     sender: &KeyPair,
     nonce: &[u8; 24],
 ) -> Vec<u8> {
-    let key = nacl::box_key(recipient, sender.secret());
-    nacl::nonce_and_secretbox(padded, nonce, &key)
+    nacl::nonce_and_box(padded, nonce, recipient, sender.secret())
 }
 
 /// §3.3 steps 1–4 and the future-`ts` rule for an entry of my mailbox that someone else sent:
@@ -211,10 +222,9 @@ fn open_checked(
     now_ms: u64,
 ) -> Result<Payload, Error> {
     // Step 1: only my key pair opens the sealed box.
-    let inner = nacl::box_seal_open(ciphertext, me.public(), me.secret()).ok_or(Error::NotForMe)?;
+    let inner = nacl::box_seal_open(ciphertext, me.secret()).ok_or(Error::NotForMe)?;
     // Step 2: anyone can seal to me, so an inner box that does not open is a forgery.
-    let padded = nacl::open_nonce_and_secretbox(&inner, &nacl::box_key(sender_key, me.secret()))
-        .ok_or(Error::Forged)?;
+    let padded = nacl::open_nonce_and_box(&inner, sender_key, me.secret()).ok_or(Error::Forged)?;
     // Step 3.
     let json = std::str::from_utf8(unpad(&padded)?).map_err(|_| Error::Malformed)?;
     let fields = parse_fields(json)?;

@@ -12,7 +12,7 @@ use crate::{b64, Error};
 /// The password hash's salt and limits, as `prelogin` answers them and registration sends them:
 /// `{"alg":"argon2id13","salt":…,"opslimit":…,"memlimit":…}` in JSON.
 ///
-/// The fields are public so that a caller can build them, but [`derive`] validates them itself and
+/// The fields are public so that a caller can build them, but [`derive()`] validates them itself and
 /// deserialising refuses what [`KdfParams::validate`] refuses: weak parameters never reach Argon2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KdfParams {

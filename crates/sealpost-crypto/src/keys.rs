@@ -19,10 +19,11 @@ impl PublicKey {
         let bytes: [u8; 32] = bytes
             .try_into()
             .map_err(|_| Error::InvalidPublicKey("a public key is 32 bytes"))?;
-        // A clamped scalar is a multiple of the cofactor 8, so it sends every point of small order
-        // (and every non-canonical encoding of one) to the identity, whose encoding is all zeros.
-        let product = MontgomeryPoint(bytes).mul_clamped([0x55; 32]);
-        if product.0 == [0u8; 32] {
+        // Small order (on the curve or its twist) means that [8]P is the identity, whose encoding
+        // is all zeros: the cofactors are 8 and 4, and the other factors are large primes. The
+        // ladder reads u like X25519 does (high bit ignored, mod p), so every encoding is covered.
+        let times_8 = MontgomeryPoint(bytes).mul_bits_be([true, false, false, false].into_iter());
+        if times_8.0 == [0u8; 32] {
             return Err(Error::InvalidPublicKey("a point of small order"));
         }
         Ok(Self(bytes))
@@ -135,7 +136,7 @@ impl std::fmt::Debug for KeyPair {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -148,6 +149,72 @@ mod tests {
         one[31] = 0x80;
         assert!(PublicKey::from_bytes(&one).is_err());
         assert!(PublicKey::from_bytes(&[1u8; 31]).is_err());
+    }
+
+    /// libsodium's blocklist of points of small order: 0, 1, two points of order 8, p - 1, p,
+    /// p + 1 (each also refused with its high bit set).
+    pub(crate) fn small_order_blocklist() -> Vec<[u8; 32]> {
+        let mut blocklist = vec![[0u8; 32]; 7];
+        blocklist[1][0] = 1;
+        for (slot, hex) in [
+            (
+                2,
+                "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            ),
+            (
+                3,
+                "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            ),
+        ] {
+            for (i, byte) in blocklist[slot].iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+            }
+        }
+        for (slot, low) in [(4, 0xec), (5, 0xed), (6, 0xee)] {
+            blocklist[slot] = [0xff; 32];
+            blocklist[slot][0] = low;
+            blocklist[slot][31] = 0x7f;
+        }
+        blocklist
+    }
+
+    /// [8]P, as `from_bytes` checks it, agrees with multiplying by a clamped scalar, as X25519
+    /// does: on libsodium's blocklist, on random bytes (curve and twist points alike), and on
+    /// keys with a small-order component.
+    #[test]
+    fn small_order_check_agrees_with_a_clamped_multiplication() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let clamped_kills = |bytes: &[u8; 32]| {
+            MontgomeryPoint(*bytes)
+                .mul_clamped(*SecretKey::random().bytes())
+                .0
+                == [0u8; 32]
+        };
+        let blocklist = small_order_blocklist();
+        let mut points = blocklist.clone();
+        for t in &EIGHT_TORSION {
+            points.push(t.to_montgomery().0);
+            let key = KeyPair::generate();
+            let p = MontgomeryPoint(*key.public().as_bytes())
+                .to_edwards(0)
+                .unwrap();
+            points.push((p + t).to_montgomery().0);
+        }
+        for _ in 0..256 {
+            points.push(*SecretKey::random().bytes());
+        }
+        for mut point in points {
+            for _ in 0..2 {
+                let small = PublicKey::from_bytes(&point).is_err();
+                assert_eq!(small, clamped_kills(&point), "{point:02x?}");
+                point[31] ^= 0x80;
+            }
+        }
+        for mut point in blocklist {
+            assert!(PublicKey::from_bytes(&point).is_err(), "{point:02x?}");
+            point[31] |= 0x80;
+            assert!(PublicKey::from_bytes(&point).is_err(), "{point:02x?}");
+        }
     }
 
     #[test]

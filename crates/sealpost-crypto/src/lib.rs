@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | [`b64`] | §1 | canonical base64url without padding |
 //! | `keys` | §2 | [`PublicKey`] (never of small order), [`SecretKey`], [`KeyPair`] |
-//! | `kdf` | §2.1 | [`KdfParams`] (validated before use), [`derive`] → [`WrapKey`], [`AuthKey`] |
+//! | `kdf` | §2.1 | [`KdfParams`] (validated before use), [`derive()`] → [`WrapKey`], [`AuthKey`] |
 //! | `wrap` | §2.2 | [`AccountKey`], wrapped account and secret keys |
 //! | `recovery` | §2.3 | [`RecoveryKey`]: text form, wrap and auth keys |
 //! | [`envelope`] | §3 | [`Payload`], [`seal`], [`open`], [`open_sender_copy`], [`check_replay`], padding |

@@ -47,8 +47,7 @@ impl AccountKey {
     /// Unwraps `wrapped_account_key` with the password's wrap key; a wrong password (or any
     /// damage) is [`Error::WrongPassword`], never garbage.
     pub fn unwrap(wrapped: &[u8], wrap_key: &WrapKey) -> Result<Self, Error> {
-        unwrap32(wrapped, wrap_key.expose_secret(), Error::WrongPassword)
-            .map(|key| Self::from_array(key))
+        unwrap32(wrapped, wrap_key.expose_secret(), Error::WrongPassword).map(Self::from_array)
     }
 
     /// `wrapped_secret_key`: a secret key under this account key, with a fresh nonce.
@@ -91,8 +90,6 @@ pub(crate) fn unwrap32(
     if wrapped.len() != WRAPPED_LEN {
         return Err(Error::CorruptWrappedKey);
     }
-    let plain = nacl::open_nonce_and_secretbox(wrapped, key).ok_or(wrong_key)?;
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&plain);
-    Ok(out)
+    let plain = nacl::open_wrapped_key(wrapped, key).ok_or(wrong_key)?;
+    Ok(*plain)
 }

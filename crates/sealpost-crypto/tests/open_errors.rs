@@ -1,6 +1,8 @@
 //! Each check of §3.3 on envelopes this crate makes itself: the exact error, for cases the
 //! libsodium vectors do not cover (duplicate keys, unknown types, odd field spellings).
 
+#![allow(clippy::unwrap_used)] // a test's panic is its failure report
+
 use sealpost_crypto::envelope::{seal_bytes, seal_padded};
 use sealpost_crypto::{open, open_sender_copy, Error, KeyPair, UnsupportedPayload};
 use uuid::Uuid;

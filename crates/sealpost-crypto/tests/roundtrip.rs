@@ -1,6 +1,8 @@
 //! Property tests: every round trip holds, and flipping any single byte of an envelope makes
 //! opening fail.
 
+#![allow(clippy::unwrap_used)] // a test's panic is its failure report
+
 use proptest::prelude::*;
 use sealpost_crypto::envelope::{pad, seal_bytes, unpad};
 use sealpost_crypto::{

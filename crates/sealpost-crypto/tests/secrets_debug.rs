@@ -1,6 +1,8 @@
 //! A snapshot of every secret type's `Debug` output: it names the type and shows no byte of the
 //! secret in any encoding.
 
+#![allow(clippy::unwrap_used)] // a test's panic is its failure report
+
 use sealpost_crypto::{b64, derive, AccountKey, KdfParams, KeyPair, RecoveryKey, SecretKey};
 
 fn encodings(bytes: &[u8; 32]) -> Vec<String> {

@@ -4,6 +4,8 @@
 //! The shared file is read when it is there; otherwise the copy in `tests/vectors/` keeps this
 //! crate self-contained.
 
+#![allow(clippy::unwrap_used)] // a test's panic is its failure report
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -19,11 +19,14 @@ struct Histogram {
     sum: f64,
 }
 
+/// One route's histograms, by (method, status).
+type ByStatus = BTreeMap<(&'static str, u16), Histogram>;
+
 /// The node's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// By route pattern, then by (method, status): no allocation once a route has been seen.
-    requests: Mutex<BTreeMap<String, BTreeMap<(&'static str, u16), Histogram>>>,
+    requests: Mutex<BTreeMap<String, ByStatus>>,
     pub messages_stored: AtomicU64,
     pub streams_open: AtomicU64,
     pub messages_pushed: AtomicU64,

@@ -1,15 +1,38 @@
 //! `sealpost`: one command line. `sealpost serve` runs the server; the other commands are the
-//! client.
+//! client (`commands`), with its terminal plumbing in `ui`; `sealpost demo` runs both in one
+//! process (`demo`).
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+mod commands;
+mod demo;
+mod ui;
+
+/// The server a client talks to when told nothing else.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "sealpost",
     version,
-    about = "Sealpost: end-to-end encrypted messaging you run yourself"
+    about = "Sealpost: end-to-end encrypted messaging you run yourself",
+    after_help = "The password comes from a prompt that does not echo, or from SEALPOST_PASSWORD \
+                  (for scripts). Only wrapped keys are stored locally, so the commands that seal \
+                  or open messages (send, inbox) ask for it too."
 )]
 struct Cli {
+    /// The server's URL, for `register` and `login` (later commands use the server the local
+    /// state names).
+    #[arg(long, env = "SEALPOST_SERVER", global = true)]
+    server: Option<String>,
+
+    /// Where the local state lives (default: the platform's config directory, e.g.
+    /// ~/.config/sealpost). Files there are private to you (mode 0600).
+    #[arg(long, env = "SEALPOST_HOME", global = true)]
+    home: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -18,14 +41,82 @@ struct Cli {
 enum Command {
     /// Run the server (SQLite at ./sealpost.db unless told otherwise).
     Serve(sealpost_server::ServeArgs),
+    /// Create an account (asks for a new password) and sign in; prints a recovery key once.
+    Register {
+        email: String,
+        /// Do not make a recovery key (a forgotten password then loses every message).
+        #[arg(long)]
+        no_recovery_key: bool,
+        /// This device's name in `sessions`.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Sign in (asks for the password).
+    Login {
+        email: String,
+        /// This device's name in `sessions`.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// End this session and forget its tokens (pinned contacts stay).
+    Logout,
+    /// Show who this local state is signed in as.
+    Whoami,
+    /// Seal and send a message (asks for the password, to unwrap your keys).
+    Send {
+        /// The recipient's email.
+        email: String,
+        /// The text, or `-` to read it from standard input.
+        text: String,
+    },
+    /// Show your mailbox, each message opened and checked (asks for the password, to unwrap
+    /// your keys).
+    Inbox {
+        /// One JSON object per line: id, seq, from, to, sent_at, stored_at, text, outgoing (or
+        /// error for a message that cannot be shown).
+        #[arg(long)]
+        json: bool,
+        /// Keep going: print new messages as they arrive (reconnecting by itself).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List this account's sessions.
+    Sessions,
+    /// Show the safety number to compare with a contact (in person or over a call).
+    SafetyNumber { email: String },
+    /// Accept a contact's new key, after comparing the safety number.
+    Trust { email: String },
+    /// Run a server in this process, and let Alice write to Bob through it, showing every step.
+    Demo,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    match cli.command {
-        Command::Serve(args) => runtime.block_on(sealpost_server::serve(args)),
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => sealpost_server::serve(args).await,
+            Command::Demo => demo::run().await,
+            command => {
+                let context = commands::Context::new(cli.server, cli.home)?;
+                commands::run(context, command).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            ui::report(&error);
+            std::process::ExitCode::FAILURE
+        }
     }
 }

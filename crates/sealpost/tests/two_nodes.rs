@@ -30,24 +30,46 @@ impl Drop for Node {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_node(database: &str) -> Node {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["serve", "--listen", &addr, "--database", database, "--kdf-opslimit", "2", "--kdf-memlimit", "67108864"])
+        .args([
+            "serve",
+            "--listen",
+            &addr,
+            "--database",
+            database,
+            "--kdf-opslimit",
+            "2",
+            "--kdf-memlimit",
+            "67108864",
+        ])
         .env("SEALPOST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start sealpost serve");
-    let node = Node { child, base: format!("http://{addr}"), addr };
+    let node = Node {
+        child,
+        base: format!("http://{addr}"),
+        addr,
+    };
     let api = Api::new(&node.base);
     let deadline = Instant::now() + Duration::from_secs(30);
     while api.healthz().await.is_err() {
-        assert!(Instant::now() < deadline, "node {} did not come up", node.base);
+        assert!(
+            Instant::now() < deadline,
+            "node {} did not come up",
+            node.base
+        );
         tokio::time::sleep(Duration::from_millis(50)).await; // polling a process start, not synchronising
     }
     node
@@ -65,11 +87,19 @@ async fn account(node: &Node, name: &str) -> (Uuid, Api) {
     let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
     let auth_key = random(32);
     let api = Api::new(&node.base);
-    let public_key = sealpost_crypto::KeyPair::generate().public().as_bytes().to_vec();
+    let public_key = sealpost_crypto::KeyPair::generate()
+        .public()
+        .as_bytes()
+        .to_vec();
     let reg = api
         .register(&RegisterRequest {
             email: email.clone(),
-            kdf: Kdf { alg: "argon2id13".into(), salt: random(16), opslimit: 2, memlimit: 67_108_864 },
+            kdf: Kdf {
+                alg: "argon2id13".into(),
+                salt: random(16),
+                opslimit: 2,
+                memlimit: 67_108_864,
+            },
             auth_key: auth_key.clone(),
             wrapped_account_key: random(72),
             public_key,
@@ -78,20 +108,35 @@ async fn account(node: &Node, name: &str) -> (Uuid, Api) {
         })
         .await
         .unwrap();
-    let login = api.login(&LoginRequest { email, auth_key, device_name: None }).await.unwrap();
+    let login = api
+        .login(&LoginRequest {
+            email,
+            auth_key,
+            device_name: None,
+        })
+        .await
+        .unwrap();
     let mut api = api;
     api.set_token(Some(login.access_token));
     (reg.user_id, api)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_stream(node: &Node, token: &str, after: i64) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", node.addr)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", node.addr))
+        .await
+        .unwrap();
     let auth = serde_json::json!({"type": "auth", "access_token": token, "after": after});
-    ws.send(Message::Text(auth.to_string().into())).await.unwrap();
+    ws.send(Message::Text(auth.to_string().into()))
+        .await
+        .unwrap();
     let ready = next_json(&mut ws).await;
-    assert_eq!((ready["type"].as_str(), ready["after"].as_i64()), (Some("ready"), Some(after)));
+    assert_eq!(
+        (ready["type"].as_str(), ready["after"].as_i64()),
+        (Some("ready"), Some(after))
+    );
     ws
 }
 
@@ -112,8 +157,14 @@ async fn next_json(ws: &mut Ws) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
-    let Some(admin) = std::env::var("SEALPOST_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
-        assert!(std::env::var("CI").is_err(), "in CI, SEALPOST_TEST_POSTGRES must be set");
+    let Some(admin) = std::env::var("SEALPOST_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "in CI, SEALPOST_TEST_POSTGRES must be set"
+        );
         eprintln!("!!! SKIPPED: the two-node test needs SEALPOST_TEST_POSTGRES");
         return;
     };
@@ -173,10 +224,19 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
         // The notification connections drop (as in a database restart): the nodes reconnect, and
         // the stream catches up with what was stored meanwhile, losing nothing.
         let killed = admin_terminate_listeners(&admin, &name).await;
-        assert!(killed >= 2, "expected both nodes' LISTEN connections, found {killed}");
+        assert!(
+            killed >= 2,
+            "expected both nodes' LISTEN connections, found {killed}"
+        );
         let (_, alice) = account(&node_a, "alice").await;
         for _ in 0..10 {
-            let req = SendRequest { to: bob, ciphertext: random(344), key_version: 1, sender_key_version: 1, sender_copy: None };
+            let req = SendRequest {
+                to: bob,
+                ciphertext: random(344),
+                key_version: 1,
+                sender_key_version: 1,
+                sender_copy: None,
+            };
             alice.send(&req).await.unwrap();
         }
         for _ in 0..10 {
@@ -186,13 +246,19 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
             last = seq;
         }
     }
-    admin_execute(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    admin_execute(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
 }
 
 /// Ends every `LISTEN` connection to the database; answers how many there were.
 async fn admin_terminate_listeners(admin: &str, database: &str) -> i64 {
     use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to SEALPOST_TEST_POSTGRES");
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to SEALPOST_TEST_POSTGRES");
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
     )
@@ -206,7 +272,9 @@ async fn admin_terminate_listeners(admin: &str, database: &str) -> i64 {
 
 async fn admin_execute(admin: &str, sql: &str) {
     use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to SEALPOST_TEST_POSTGRES");
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connect to SEALPOST_TEST_POSTGRES");
     sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
     let _ = conn.close().await;
 }

@@ -1,0 +1,288 @@
+//! The account (PROTOCOL §2, §4): registration, login (prelogin → check the kdf → derive → login →
+//! unwrap), unlocking from the keystore, logout and sessions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sealpost_crypto::{
+    b64, derive, AccountKey, AuthKey, KdfParams, KeyPair, PublicKey, RecoveryKey, WrapKey,
+};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::api::{self, ApiError, LoginRequest, RegisterRequest, Session};
+use crate::client::{guard, KdfProgress, Unlocked};
+use crate::keystore::{AccountRecord, KeyRecord, SessionRecord, Stored};
+use crate::{Client, Error};
+
+/// Options of [`Client::register`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterOptions {
+    /// Make a recovery key (PROTOCOL §2.3) and hand it back once, to show the user.
+    pub recovery_key: bool,
+    /// The name of this device in the session list.
+    pub device_name: Option<String>,
+}
+
+/// What registration hands back.
+pub struct Registration {
+    pub user_id: Uuid,
+    /// The recovery key's text (14 groups of 4), to show the user once: it is not kept anywhere.
+    pub recovery_key: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("user_id", &self.user_id)
+            .field(
+                "recovery_key",
+                &self.recovery_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Emails are trimmed and their ASCII letters lowercased before they are compared (§1).
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_ascii_lowercase()
+}
+
+impl Client {
+    /// Registers an account and signs in: asks `prelogin` for the server's limits (refusing
+    /// ones outside §2.1's bounds), derives the keys from the password with a fresh salt, makes
+    /// the account key and a key pair, optionally a recovery key, registers, then logs in with
+    /// the same derived key (no second derivation).
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        options: RegisterOptions,
+    ) -> Result<Registration, Error> {
+        let email = normalize_email(email);
+        let offered = self.prelogin(&email).await?;
+        let kdf = KdfParams::new(offered.opslimit, offered.memlimit)?;
+        let (wrap_key, auth_key) = self.derive(password, kdf).await?;
+
+        let account_key = AccountKey::generate();
+        let pair = KeyPair::generate();
+        let recovery = options.recovery_key.then(RecoveryKey::generate);
+        let request = RegisterRequest {
+            email: email.clone(),
+            kdf: api::Kdf {
+                alg: KdfParams::ALG.to_owned(),
+                salt: kdf.salt.to_vec(),
+                opslimit: kdf.opslimit,
+                memlimit: kdf.memlimit,
+            },
+            auth_key: auth_key_bytes(&auth_key)?,
+            wrapped_account_key: account_key.wrap(&wrap_key),
+            public_key: pair.public().as_bytes().to_vec(),
+            wrapped_secret_key: account_key.wrap_secret_key(pair.secret()),
+            recovery: match &recovery {
+                Some(key) => Some(api::RecoveryWrap {
+                    auth_key: auth_key_bytes(&key.auth_key())?,
+                    wrapped_account_key: key.wrap_account_key(&account_key),
+                }),
+                None => None,
+            },
+        };
+        let registered = match self.inner.api.register(&request).await {
+            Ok(r) => r,
+            Err(e) if e.status() == Some(409) => return Err(Error::EmailTaken(email)),
+            Err(e) => return Err(self.api_error(e)),
+        };
+        self.sign_in(&email, &auth_key, &wrap_key, kdf, options.device_name)
+            .await?;
+        Ok(Registration {
+            user_id: registered.user_id,
+            recovery_key: recovery.map(|key| key.to_text()),
+        })
+    }
+
+    /// Logs in: `prelogin`, then the kdf checked against §2.1's bounds *before* deriving
+    /// anything, then derive, `login`, and unwrap the account key and every key version (each
+    /// checked against its published public key). Saves the session and the wrapped keys in the
+    /// keystore; the unwrapped keys stay in memory.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        device_name: Option<String>,
+    ) -> Result<(), Error> {
+        let email = normalize_email(email);
+        let kdf = self.prelogin(&email).await?;
+        let (wrap_key, auth_key) = self.derive(password, kdf).await?;
+        self.sign_in(&email, &auth_key, &wrap_key, kdf, device_name)
+            .await
+    }
+
+    /// Unwraps the keys that the keystore holds wrapped, with the password, without asking the
+    /// server anything: for a later run of a program that logged in before. A wrong password is
+    /// [`Error::WrongPassword`].
+    pub async fn unlock(&self, password: &str) -> Result<(), Error> {
+        let account = self.account()?;
+        let (wrap_key, _) = self.derive(password, account.kdf).await?;
+        let account_key = AccountKey::unwrap(&account.wrapped_account_key, &wrap_key)?;
+        let pairs = unwrap_pairs(&account_key, &account.keys)?;
+        *guard(&self.inner.keys) = Some(Unlocked {
+            user_id: account.user_id,
+            pairs,
+        });
+        Ok(())
+    }
+
+    /// Ends this session on the server and forgets its tokens (the account record and the pinned
+    /// contacts stay, for the next login). The tokens are forgotten even when the server cannot
+    /// be reached, and then that is the error.
+    pub async fn logout(&self) -> Result<(), Error> {
+        let result = match self.access_token() {
+            Ok(token) => {
+                let mut api = self.inner.api.clone();
+                api.set_token(Some(token));
+                match api.logout().await {
+                    // Already expired or revoked: nothing left to end.
+                    Err(e) if e.status() == Some(401) => Ok(()),
+                    other => other.map_err(|e| self.api_error(e)),
+                }
+            }
+            Err(_) => Ok(()),
+        };
+        self.sign_out_locally()?;
+        self.lock();
+        result
+    }
+
+    /// The account's sessions (`current` marks this one).
+    pub async fn sessions(&self) -> Result<Vec<Session>, Error> {
+        self.authed(|api| async move { api.sessions().await }).await
+    }
+
+    /// Ends one of the account's sessions.
+    pub async fn revoke_session(&self, id: Uuid) -> Result<(), Error> {
+        self.authed(|api| async move { api.revoke_session(id).await })
+            .await
+    }
+
+    // --- steps ----------------------------------------------------------------------------------
+
+    /// `prelogin`, with the answer checked against §2.1 before anything is derived from it.
+    async fn prelogin(&self, email: &str) -> Result<KdfParams, Error> {
+        let kdf = self
+            .inner
+            .api
+            .prelogin(email)
+            .await
+            .map_err(|e| self.api_error(e))?;
+        KdfParams::from_wire(
+            &kdf.alg,
+            &b64::encode(&kdf.salt),
+            kdf.opslimit,
+            kdf.memlimit,
+        )
+        .map_err(Error::from)
+    }
+
+    /// Argon2id on a blocking thread (it takes about a second at the default limits), telling
+    /// the observer when it starts and ends.
+    pub(crate) async fn derive(
+        &self,
+        password: &str,
+        kdf: KdfParams,
+    ) -> Result<(WrapKey, AuthKey), Error> {
+        let password = Zeroizing::new(password.to_owned());
+        self.kdf_progress(KdfProgress::Started);
+        let started = Instant::now();
+        let derived = tokio::task::spawn_blocking(move || derive(&password, &kdf)).await;
+        self.kdf_progress(KdfProgress::Finished(started.elapsed()));
+        match derived {
+            Ok(keys) => Ok(keys?),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(Error::InvalidKdf(
+                "the key derivation was cancelled".to_owned(),
+            )),
+        }
+    }
+
+    /// `login` with a derived key, then unwrap and save everything.
+    async fn sign_in(
+        &self,
+        email: &str,
+        auth_key: &AuthKey,
+        wrap_key: &WrapKey,
+        kdf: KdfParams,
+        device_name: Option<String>,
+    ) -> Result<(), Error> {
+        let request = LoginRequest {
+            email: email.to_owned(),
+            auth_key: auth_key_bytes(auth_key)?,
+            device_name,
+        };
+        let login = match self.inner.api.login(&request).await {
+            Ok(login) => login,
+            Err(ApiError::Server { status: 401, .. }) => return Err(Error::WrongPassword),
+            Err(e) => return Err(self.api_error(e)),
+        };
+        let account_key = AccountKey::unwrap(&login.wrapped_account_key, wrap_key)?;
+        let mut keys = Vec::with_capacity(1 + login.previous_keys.len());
+        for info in std::iter::once(&login.keys).chain(&login.previous_keys) {
+            keys.push(KeyRecord {
+                key_version: info.key_version,
+                public_key: PublicKey::from_bytes(&info.public_key)?,
+                wrapped_secret_key: info.wrapped_secret_key.clone(),
+            });
+        }
+        keys.sort_by_key(|k| k.key_version);
+        let pairs = unwrap_pairs(&account_key, &keys)?;
+        let record = AccountRecord {
+            server: self.server().to_owned(),
+            email: email.to_owned(),
+            user_id: login.user_id,
+            kdf,
+            wrapped_account_key: login.wrapped_account_key.clone(),
+            keys,
+            session: Some(SessionRecord {
+                session_id: login.session_id,
+                access_token: login.access_token.clone(),
+                refresh_token: login.refresh_token.clone(),
+            }),
+        };
+        self.modify(|stored| {
+            let same_account = stored
+                .account
+                .as_ref()
+                .is_some_and(|a| a.user_id == record.user_id && a.server == record.server);
+            if !same_account {
+                // Another account's pins and replay cache are not this one's.
+                *stored = Stored::default();
+            }
+            stored.version = 1;
+            stored.account = Some(record);
+        })?;
+        *guard(&self.inner.keys) = Some(Unlocked {
+            user_id: login.user_id,
+            pairs,
+        });
+        Ok(())
+    }
+}
+
+/// The auth key's bytes, as the wire types carry them.
+fn auth_key_bytes(key: &AuthKey) -> Result<Vec<u8>, Error> {
+    Ok(b64::decode(&key.to_base64())?)
+}
+
+/// Unwraps every key version, each checked against its public key.
+fn unwrap_pairs(
+    account_key: &AccountKey,
+    keys: &[KeyRecord],
+) -> Result<BTreeMap<i64, Arc<KeyPair>>, Error> {
+    keys.iter()
+        .map(|k| {
+            let pair = account_key.unwrap_key_pair(&k.wrapped_secret_key, &k.public_key)?;
+            Ok((k.key_version, Arc::new(pair)))
+        })
+        .collect()
+}

@@ -1,0 +1,431 @@
+//! Contacts and trust (PROTOCOL §6): lookups, the key pinned on first use for each contact, the
+//! key-change check on every later answer, [`Client::trust`], and safety numbers.
+
+use std::fmt;
+
+use sealpost_crypto::{safety_number, PublicKey};
+use uuid::Uuid;
+
+use crate::account::normalize_email;
+use crate::api::{ApiError, UserInfo};
+use crate::keystore::{AccountRecord, ContactRecord, PendingKey};
+use crate::{Client, Error, KeyChange};
+
+/// A user named by email or by id. `From<&str>` reads a UUID as an id and anything else as an
+/// email.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ContactRef {
+    Email(String),
+    Id(Uuid),
+}
+
+impl From<&str> for ContactRef {
+    fn from(text: &str) -> Self {
+        match Uuid::try_parse(text.trim()) {
+            Ok(id) => ContactRef::Id(id),
+            Err(_) => ContactRef::Email(normalize_email(text)),
+        }
+    }
+}
+
+impl From<&String> for ContactRef {
+    fn from(text: &String) -> Self {
+        ContactRef::from(text.as_str())
+    }
+}
+
+impl From<String> for ContactRef {
+    fn from(text: String) -> Self {
+        ContactRef::from(text.as_str())
+    }
+}
+
+impl From<Uuid> for ContactRef {
+    fn from(id: Uuid) -> Self {
+        ContactRef::Id(id)
+    }
+}
+
+impl fmt::Display for ContactRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContactRef::Email(email) => f.write_str(email),
+            ContactRef::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// A user and the key this client trusts for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub user_id: Uuid,
+    /// `None` for a deleted account.
+    pub email: Option<String>,
+    /// The newest trusted key version and key.
+    pub key_version: i64,
+    pub public_key: PublicKey,
+    /// The safety number of my newest key and this key (60 digits).
+    pub safety_number: String,
+}
+
+/// The safety numbers of a contact: with the pinned key, and with a key waiting for trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafetyNumbers {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    /// (version, safety number) of the newest pinned key.
+    pub pinned: Option<(i64, String)>,
+    /// (version, safety number) of a key the server offers that is not trusted yet.
+    pub pending: Option<(i64, String)>,
+}
+
+/// A 60-digit safety number as 12 groups of 5 digits, for people to read aloud.
+pub fn format_safety_number(number: &str) -> String {
+    number
+        .as_bytes()
+        .chunks(5)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Client {
+    /// Looks a user up by email or id and checks the key the server hands out against the pin:
+    /// pinned on first use; the same key as pinned is fine; any other answer is recorded as
+    /// pending and is [`Error::KeyChanged`] until [`Client::trust`]. Looking myself up answers
+    /// my own key from the keystore.
+    pub async fn lookup(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
+        let contact = contact.into();
+        let account = self.account()?;
+        if let Some(me) = own_contact(&account, &contact) {
+            return Ok(me);
+        }
+        let info = self.fetch_user(&contact).await?;
+        let key = PublicKey::from_bytes(&info.public_key)?;
+        self.check_pin(&account, &info, key)
+    }
+
+    /// Accepts the key the server now hands out for `contact` as the pinned one. A key waiting
+    /// for trust (the one the key-change warning showed) is accepted only if it is still what
+    /// the server hands out: if the server offers yet another key, that one becomes the pending
+    /// key and this is [`Error::KeyChanged`] again, with its own safety number to compare.
+    pub async fn trust(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
+        let contact = contact.into();
+        let account = self.account()?;
+        if let Some(me) = own_contact(&account, &contact) {
+            return Ok(me);
+        }
+        let info = self.fetch_user(&contact).await?;
+        let key = PublicKey::from_bytes(&info.public_key)?;
+        let offered = (info.key_version, key);
+        let accepted = self.modify(|stored| {
+            let record = stored
+                .contacts
+                .entry(info.user_id)
+                .or_insert_with(|| ContactRecord {
+                    email: info.email.clone(),
+                    keys: Default::default(),
+                    pending: None,
+                });
+            if info.email.is_some() {
+                record.email = info.email.clone();
+            }
+            let seen = record.keys.is_empty()
+                || record.newest() == Some(offered)
+                || record
+                    .pending
+                    .is_some_and(|p| (p.key_version, p.public_key) == offered);
+            if seen {
+                record.keys.retain(|v, _| *v < offered.0);
+                record.keys.insert(offered.0, key);
+                record.pending = None;
+                Ok(())
+            } else {
+                let pinned = record.newest();
+                record.pending = Some(PendingKey {
+                    key_version: offered.0,
+                    public_key: key,
+                });
+                Err(pinned)
+            }
+        })?;
+        match accepted {
+            Ok(()) => Ok(contact_of(&account, &info, key)),
+            Err(pinned) => Err(key_change(&account, &info, pinned, key)),
+        }
+    }
+
+    /// The safety numbers of `contact` (§6), after checking the server's current key against the
+    /// pin (a new key shows up as `pending`).
+    pub async fn safety_numbers(
+        &self,
+        contact: impl Into<ContactRef>,
+    ) -> Result<SafetyNumbers, Error> {
+        let contact = contact.into();
+        let account = self.account()?;
+        let user_id = match self.lookup(contact).await {
+            Ok(c) => c.user_id,
+            Err(Error::KeyChanged(change)) => change.user_id,
+            Err(e) => return Err(e),
+        };
+        let me = my_newest(&account)?;
+        let number = |key: &PublicKey| safety_number(account.user_id, &me, user_id, key);
+        if user_id == account.user_id {
+            return Ok(SafetyNumbers {
+                user_id,
+                email: Some(account.email.clone()),
+                pinned: Some((0, number(&me))),
+                pending: None,
+            });
+        }
+        let record = self
+            .load()?
+            .contacts
+            .get(&user_id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownUser(user_id.to_string()))?;
+        Ok(SafetyNumbers {
+            user_id,
+            email: record.email.clone(),
+            pinned: record.newest().map(|(v, k)| (v, number(&k))),
+            pending: record
+                .pending
+                .map(|p| (p.key_version, number(&p.public_key))),
+        })
+    }
+
+    /// The contacts this keystore has pinned.
+    pub fn contacts(&self) -> Result<Vec<(Uuid, ContactRecord)>, Error> {
+        Ok(self.load()?.contacts.into_iter().collect())
+    }
+
+    // --- for opening ----------------------------------------------------------------------------
+
+    /// The trusted public key of `user_id` at `version`, for checking a message it sent: the
+    /// pinned one; an older version not seen before is fetched and pinned; a newer version than
+    /// any pinned is a key change.
+    pub(crate) async fn sender_key(&self, user_id: Uuid, version: i64) -> Result<PublicKey, Error> {
+        let account = self.account()?;
+        if user_id == account.user_id {
+            return account
+                .keys
+                .iter()
+                .find(|k| k.key_version == version)
+                .map(|k| k.public_key)
+                .ok_or(Error::MissingKeyVersion(version));
+        }
+        let record = self.load()?.contacts.get(&user_id).cloned();
+        let Some(record) = record else {
+            // First use: pin the newest key (and this version, if it is an older one).
+            let newest = match self.fetch_user(&ContactRef::Id(user_id)).await {
+                Ok(info) => Some(info),
+                Err(Error::UnknownUser(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let info = match newest {
+                Some(info) if info.key_version == version => info,
+                other => {
+                    let old = self.fetch_key(user_id, version).await?;
+                    let old_key = PublicKey::from_bytes(&old.public_key)?;
+                    if let Some(newest) = other {
+                        let newest_key = PublicKey::from_bytes(&newest.public_key)?;
+                        self.check_pin(&account, &newest, newest_key)?;
+                    }
+                    self.modify(|stored| {
+                        let record =
+                            stored
+                                .contacts
+                                .entry(user_id)
+                                .or_insert_with(|| ContactRecord {
+                                    email: old.email.clone(),
+                                    keys: Default::default(),
+                                    pending: None,
+                                });
+                        record.keys.entry(version).or_insert(old_key);
+                    })?;
+                    return Ok(old_key);
+                }
+            };
+            let key = PublicKey::from_bytes(&info.public_key)?;
+            return self.check_pin(&account, &info, key).map(|c| c.public_key);
+        };
+        if let Some(key) = record.keys.get(&version) {
+            return Ok(*key);
+        }
+        let info = self.fetch_key(user_id, version).await?;
+        let key = PublicKey::from_bytes(&info.public_key)?;
+        let newest = record.newest().map_or(0, |(v, _)| v);
+        if version > newest {
+            // A version newer than any pinned: a key change until the user trusts it.
+            let pinned = self.modify(|stored| {
+                let record = stored.contacts.get_mut(&user_id)?;
+                record.pending = Some(PendingKey {
+                    key_version: version,
+                    public_key: key,
+                });
+                record.newest()
+            })?;
+            return Err(key_change(&account, &info, pinned, key));
+        }
+        // An older version never seen before: pinned as it first comes.
+        let key = self.modify(|stored| {
+            stored
+                .contacts
+                .get_mut(&user_id)
+                .map(|r| *r.keys.entry(version).or_insert(key))
+                .unwrap_or(key)
+        })?;
+        Ok(key)
+    }
+
+    /// Looks up the email of a pinned contact (no network).
+    pub(crate) fn known_email(&self, user_id: Uuid) -> Option<String> {
+        let stored = self.load().ok()?;
+        if let Some(account) = &stored.account {
+            if account.user_id == user_id {
+                return Some(account.email.clone());
+            }
+        }
+        stored.contacts.get(&user_id)?.email.clone()
+    }
+
+    // --- steps ----------------------------------------------------------------------------------
+
+    /// Compares the server's newest key for a user with the pin, pinning it on first use.
+    fn check_pin(
+        &self,
+        account: &AccountRecord,
+        info: &UserInfo,
+        key: PublicKey,
+    ) -> Result<Contact, Error> {
+        let offered = (info.key_version, key);
+        let verdict = self.modify(|stored| {
+            let record = stored
+                .contacts
+                .entry(info.user_id)
+                .or_insert_with(|| ContactRecord {
+                    email: info.email.clone(),
+                    keys: Default::default(),
+                    pending: None,
+                });
+            if info.email.is_some() {
+                record.email = info.email.clone();
+            }
+            match record.newest() {
+                None => {
+                    record.keys.insert(offered.0, key);
+                    Ok(())
+                }
+                Some(pinned) if pinned == offered => {
+                    record.pending = None;
+                    Ok(())
+                }
+                pinned => {
+                    record.pending = Some(PendingKey {
+                        key_version: offered.0,
+                        public_key: key,
+                    });
+                    Err(pinned)
+                }
+            }
+        })?;
+        match verdict {
+            Ok(()) => Ok(contact_of(account, info, key)),
+            Err(pinned) => Err(key_change(account, info, pinned, key)),
+        }
+    }
+
+    async fn fetch_user(&self, contact: &ContactRef) -> Result<UserInfo, Error> {
+        let answer = match contact {
+            ContactRef::Email(email) => {
+                self.authed(|api| async move { api.user_by_email(email).await })
+                    .await
+            }
+            ContactRef::Id(id) => {
+                let id = *id;
+                self.authed(|api| async move { api.user(id).await }).await
+            }
+        };
+        match answer {
+            Err(Error::Api(e)) if e.status() == Some(404) => {
+                Err(Error::UnknownUser(contact.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_key(&self, user_id: Uuid, version: i64) -> Result<UserInfo, Error> {
+        let answer = self
+            .authed(|api| async move { api.user_key(user_id, version).await })
+            .await;
+        match answer {
+            Err(Error::Api(ApiError::Server { status: 404, .. })) => Err(Error::UnknownUser(
+                format!("{user_id} (key version {version})"),
+            )),
+            other => other,
+        }
+    }
+}
+
+/// My newest public key.
+fn my_newest(account: &AccountRecord) -> Result<PublicKey, Error> {
+    account
+        .newest_key()
+        .map(|k| k.public_key)
+        .ok_or(Error::SignedOut)
+}
+
+/// Myself as a contact, if `contact` names me.
+fn own_contact(account: &AccountRecord, contact: &ContactRef) -> Option<Contact> {
+    let is_me = match contact {
+        ContactRef::Email(email) => *email == account.email,
+        ContactRef::Id(id) => *id == account.user_id,
+    };
+    if !is_me {
+        return None;
+    }
+    let newest = account.newest_key()?;
+    Some(Contact {
+        user_id: account.user_id,
+        email: Some(account.email.clone()),
+        key_version: newest.key_version,
+        public_key: newest.public_key,
+        safety_number: safety_number(
+            account.user_id,
+            &newest.public_key,
+            account.user_id,
+            &newest.public_key,
+        ),
+    })
+}
+
+fn contact_of(account: &AccountRecord, info: &UserInfo, key: PublicKey) -> Contact {
+    let number = my_newest(account)
+        .map(|me| safety_number(account.user_id, &me, info.user_id, &key))
+        .unwrap_or_default();
+    Contact {
+        user_id: info.user_id,
+        email: info.email.clone(),
+        key_version: info.key_version,
+        public_key: key,
+        safety_number: number,
+    }
+}
+
+fn key_change(
+    account: &AccountRecord,
+    info: &UserInfo,
+    pinned: Option<(i64, PublicKey)>,
+    key: PublicKey,
+) -> Error {
+    let number = my_newest(account)
+        .map(|me| safety_number(account.user_id, &me, info.user_id, &key))
+        .unwrap_or_default();
+    Error::KeyChanged(Box::new(KeyChange {
+        user_id: info.user_id,
+        email: info.email.clone(),
+        pinned,
+        offered: (info.key_version, key),
+        safety_number: number,
+    }))
+}

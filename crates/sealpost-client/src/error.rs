@@ -1,0 +1,170 @@
+//! The SDK's one error type: each variant says what went wrong in words a user can act on, and
+//! the checks of PROTOCOL §3.3 and §6 each have a variant of their own.
+
+use sealpost_crypto::PublicKey;
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use crate::keystore::KeystoreError;
+
+/// Everything the SDK can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request got no answer: the server is down, the URL is wrong, the network is out.
+    #[error("cannot reach the server at {url}: {}", root_cause(.source))]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server refused the call with an error this SDK does not turn into one of its own
+    /// variants (or answered something that is not the protocol).
+    #[error(transparent)]
+    Api(ApiError),
+    /// 429: too many attempts (logins, registrations) for now.
+    #[error("too many attempts; try again {}", match .retry_after { Some(s) => format!("in {s} s"), None => "later".to_owned() })]
+    RateLimited { retry_after: Option<u64> },
+    /// There is no session (never signed in, signed out, or the session was revoked and a
+    /// refresh failed): sign in again.
+    #[error("signed out: run login again")]
+    SignedOut,
+    /// The secret keys are not in memory: [`crate::Client::unlock`] (or log in) first.
+    #[error("the secret keys are locked: unlock them with the password first")]
+    Locked,
+    /// The password does not unwrap the account key (or the server refused the login).
+    #[error("wrong password")]
+    WrongPassword,
+    /// The server handed out key-derivation parameters this client refuses, before deriving
+    /// anything from the password (PROTOCOL §2.1).
+    #[error("refusing the server's key-derivation parameters: {0}")]
+    InvalidKdf(String),
+    /// Registration: the email is taken.
+    #[error("an account with the email {0} already exists")]
+    EmailTaken(String),
+    /// No account with this email or id (or it was deleted).
+    #[error("unknown user: {0}")]
+    UnknownUser(String),
+    /// The server hands out another key for a contact than the one pinned (PROTOCOL §6): until
+    /// the user compares the safety number and calls [`crate::Client::trust`], nothing is sealed
+    /// to it and nothing signed by it is shown.
+    #[error("{0}")]
+    KeyChanged(Box<KeyChange>),
+    /// The server says this account has a newer key version than the one this client holds: the
+    /// keys were rotated on another device. Sign in again to fetch them.
+    #[error("this account's keys were rotated on another device: log in again")]
+    OwnKeysChanged,
+    /// An entry is sealed to a key version of mine that this client does not hold.
+    #[error(
+        "this message is sealed to key version {0}, which this client does not hold: log in again"
+    )]
+    MissingKeyVersion(i64),
+    /// The text does not fit in one message.
+    #[error("the message is too long: at most {max} bytes once encoded")]
+    TooLong { max: usize },
+    /// §3.3: not sealed for this account, or addressed to someone else.
+    #[error("this message was not sealed for this account")]
+    NotForMe,
+    /// §3.3: not made by the account the server says sent it.
+    #[error("forged: this message was not sent by the account it claims")]
+    Forged,
+    /// §3.3: authentic but not a valid version-1 payload (or dated in the future).
+    #[error("malformed message")]
+    Malformed,
+    /// §3.3 step 5: the same payload already arrived in another mailbox entry.
+    #[error("replayed: this message already arrived as another entry")]
+    Replayed,
+    /// An authentic message of a type this version cannot show.
+    #[error("unsupported message type {0:?}")]
+    UnsupportedType(String),
+    /// Any other refusal of the crypto crate (a damaged wrapped key, an invalid public key).
+    #[error("{0}")]
+    Crypto(sealpost_crypto::Error),
+    /// The local keystore could not be read or written.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The stream cannot go on (a protocol violation, an unsupported URL).
+    #[error("stream: {0}")]
+    Stream(String),
+}
+
+/// A key change (PROTOCOL §6): what was pinned, what the server hands out now, and the safety
+/// number to compare with the contact out of band before trusting the new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    pub user_id: Uuid,
+    /// `None` for an account that was deleted.
+    pub email: Option<String>,
+    /// The newest pinned version and key.
+    pub pinned: Option<(i64, PublicKey)>,
+    /// What the server hands out now.
+    pub offered: (i64, PublicKey),
+    /// The safety number of my key and the offered one.
+    pub safety_number: String,
+}
+
+impl std::fmt::Display for KeyChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = self
+            .email
+            .clone()
+            .unwrap_or_else(|| self.user_id.to_string());
+        write!(
+            f,
+            "the key of {who} has changed: compare the safety number {} with them, then trust the new key",
+            crate::format_safety_number(&self.safety_number)
+        )
+    }
+}
+
+impl Error {
+    /// The key change, if this is one.
+    pub fn key_change(&self) -> Option<&KeyChange> {
+        match self {
+            Error::KeyChanged(change) => Some(change),
+            _ => None,
+        }
+    }
+
+    /// Turns a call's [`ApiError`] into the SDK's error, naming the server for a transport
+    /// failure.
+    pub(crate) fn from_api(url: &str, error: ApiError) -> Error {
+        match error {
+            ApiError::Transport(source) => Error::Unreachable {
+                url: url.to_owned(),
+                source,
+            },
+            ApiError::Server {
+                status: 429,
+                retry_after,
+                ..
+            } => Error::RateLimited { retry_after },
+            other => Error::Api(other),
+        }
+    }
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)"), for a one-line message.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+impl From<sealpost_crypto::Error> for Error {
+    fn from(error: sealpost_crypto::Error) -> Self {
+        use sealpost_crypto::Error as C;
+        match error {
+            C::WrongPassword => Error::WrongPassword,
+            C::InvalidKdf(why) => Error::InvalidKdf(why.to_owned()),
+            C::NotForMe => Error::NotForMe,
+            C::Forged => Error::Forged,
+            C::Malformed => Error::Malformed,
+            C::Replayed => Error::Replayed,
+            C::UnsupportedType(payload) => Error::UnsupportedType(payload.kind),
+            other => Error::Crypto(other),
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The local keystore: what a client keeps between runs (PROTOCOL §2.2, §3.3 step 5, §6).
+//!
+//! It holds the server URL, the account (email, user id, kdf, the *wrapped* account key and
+//! secret keys, the public keys), the session tokens, the pinned keys of contacts and the replay
+//! cache. It never holds the password, the account key or a secret key unwrapped: a later run
+//! re-derives them from the password ([`crate::Client::unlock`]).
+//!
+//! Two implementations of [`Keystore`]: [`FileKeystore`] (JSON in a directory, the file mode
+//! 0600 and the directory 0700) and [`MemoryKeystore`] (for tests and short-lived clients).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sealpost_crypto::{KdfParams, PublicKey};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::b64;
+
+/// Where a client keeps its [`Stored`] state. Every change is a whole read-modify-write
+/// ([`crate::Client`] reloads before each change), so that two processes sharing one keystore
+/// (an `inbox --follow` and a `send`) lose as little as possible of each other's updates.
+pub trait Keystore: Send + Sync + fmt::Debug {
+    /// The state as last saved; the default (empty) state when nothing was saved yet.
+    fn load(&self) -> Result<Stored, KeystoreError>;
+    /// Replaces the state.
+    fn save(&self, stored: &Stored) -> Result<(), KeystoreError>;
+}
+
+/// A shared keystore: so that a caller can keep a handle on what a [`crate::Client`] stores.
+impl<K: Keystore + ?Sized> Keystore for std::sync::Arc<K> {
+    fn load(&self) -> Result<Stored, KeystoreError> {
+        (**self).load()
+    }
+
+    fn save(&self, stored: &Stored) -> Result<(), KeystoreError> {
+        (**self).save(stored)
+    }
+}
+
+/// What the keystore could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is damaged: {message}", .path.display())]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// Everything a client keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The format of this record.
+    #[serde(default = "format_version")]
+    pub version: u32,
+    /// The account signed in (or last signed in) on this keystore.
+    #[serde(default)]
+    pub account: Option<AccountRecord>,
+    /// Pinned contacts by user id (trust on first use, §6).
+    #[serde(default)]
+    pub contacts: BTreeMap<Uuid, ContactRecord>,
+    /// The replay cache (§3.3 step 5): payload id → the mailbox entry it first arrived in.
+    #[serde(default)]
+    pub seen: BTreeMap<Uuid, Uuid>,
+}
+
+fn format_version() -> u32 {
+    1
+}
+
+/// The account: enough to unwrap the keys again from the password, and the session.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The server's base URL.
+    pub server: String,
+    pub email: String,
+    pub user_id: Uuid,
+    /// The password hash's parameters (already checked against the bounds of §2.1).
+    pub kdf: KdfParams,
+    /// The account key under the password's wrap key (§2.2).
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+    /// Every key version, newest last.
+    pub keys: Vec<KeyRecord>,
+    /// `None` when signed out.
+    #[serde(default)]
+    pub session: Option<SessionRecord>,
+}
+
+/// One key version of the account: its public key and its secret key wrapped under the account
+/// key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_version: i64,
+    pub public_key: PublicKey,
+    #[serde(with = "b64")]
+    pub wrapped_secret_key: Vec<u8>,
+}
+
+/// The session's tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub session_id: Uuid,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A contact's pinned keys (§6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    /// `None` once the account is deleted.
+    pub email: Option<String>,
+    /// The pinned public key of each version seen, by version.
+    pub keys: BTreeMap<i64, PublicKey>,
+    /// A key the server handed out that differs from the pin, waiting for the user's trust.
+    #[serde(default)]
+    pub pending: Option<PendingKey>,
+}
+
+/// A key waiting for the user's trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    pub key_version: i64,
+    pub public_key: PublicKey,
+}
+
+impl AccountRecord {
+    /// The newest key version.
+    pub fn newest_key(&self) -> Option<&KeyRecord> {
+        self.keys.iter().max_by_key(|k| k.key_version)
+    }
+}
+
+impl ContactRecord {
+    /// The newest pinned version and key.
+    pub fn newest(&self) -> Option<(i64, PublicKey)> {
+        self.keys.iter().next_back().map(|(v, k)| (*v, *k))
+    }
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("server", &self.server)
+            .field("email", &self.email)
+            .field("user_id", &self.user_id)
+            .field("kdf", &self.kdf)
+            // Wrapped under the password: a reader of logs could test guesses offline.
+            .field(
+                "wrapped_account_key",
+                &format_args!("<{} bytes>", self.wrapped_account_key.len()),
+            )
+            .field("keys", &self.keys)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("session_id", &self.session_id)
+            .field("access_token", &format_args!("<redacted>"))
+            .field("refresh_token", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In memory
+// ---------------------------------------------------------------------------------------------
+
+/// A keystore that lives as long as the value: for tests and short-lived clients.
+#[derive(Debug, Default)]
+pub struct MemoryKeystore {
+    stored: Mutex<Stored>,
+}
+
+impl MemoryKeystore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Keystore for MemoryKeystore {
+    fn load(&self) -> Result<Stored, KeystoreError> {
+        Ok(self
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
+    }
+
+    fn save(&self, stored: &Stored) -> Result<(), KeystoreError> {
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = stored.clone();
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In a directory
+// ---------------------------------------------------------------------------------------------
+
+/// A keystore in a directory (created mode 0700): one JSON file, `state.json`, mode 0600,
+/// replaced atomically on every save.
+#[derive(Debug, Clone)]
+pub struct FileKeystore {
+    dir: PathBuf,
+}
+
+impl FileKeystore {
+    /// The file's name inside the directory.
+    pub const FILE: &'static str = "state.json";
+
+    /// A keystore in `dir`, created (with its parents) if missing; its mode is set to 0700.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeystoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        restrict(&dir, 0o700).map_err(io("restrict the permissions of", &dir))?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The state file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(Self::FILE)
+    }
+}
+
+impl Keystore for FileKeystore {
+    fn load(&self) -> Result<Stored, KeystoreError> {
+        let path = self.path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::default()),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| KeystoreError::Corrupt {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    fn save(&self, stored: &Stored) -> Result<(), KeystoreError> {
+        use std::io::Write as _;
+        let path = self.path();
+        // Unique per process and per save, so that concurrent saves never share a temporary file.
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.{n}.tmp", Self::FILE, std::process::id()));
+        let text = serde_json::to_vec_pretty(stored).map_err(|e| KeystoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(io("create", &tmp))?;
+        // A file left behind by an older run may have kept a looser mode.
+        restrict(&tmp, 0o600).map_err(io("restrict the permissions of", &tmp))?;
+        file.write_all(&text).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("write", &tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(io("replace", &path))
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError {
+    let path = path.to_owned();
+    move |source| KeystoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn sample() -> Stored {
+        let key = *sealpost_crypto::KeyPair::generate().public();
+        let mut stored = Stored {
+            version: 1,
+            ..Stored::default()
+        };
+        stored.account = Some(AccountRecord {
+            server: "http://127.0.0.1:8080".into(),
+            email: "alice@example.com".into(),
+            user_id: Uuid::from_u128(1),
+            kdf: KdfParams::interactive(),
+            wrapped_account_key: vec![1; 72],
+            keys: vec![KeyRecord {
+                key_version: 1,
+                public_key: key,
+                wrapped_secret_key: vec![2; 72],
+            }],
+            session: Some(SessionRecord {
+                session_id: Uuid::from_u128(2),
+                access_token: "access-secret".into(),
+                refresh_token: "refresh-secret".into(),
+            }),
+        });
+        stored.contacts.insert(
+            Uuid::from_u128(3),
+            ContactRecord {
+                email: Some("bob@example.com".into()),
+                keys: BTreeMap::from([(1, key), (2, key)]),
+                pending: Some(PendingKey {
+                    key_version: 3,
+                    public_key: key,
+                }),
+            },
+        );
+        stored.seen.insert(Uuid::from_u128(4), Uuid::from_u128(5));
+        stored
+    }
+
+    #[test]
+    fn file_keystore_round_trips_with_private_modes() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("nested").join("home");
+        let store = FileKeystore::open(&dir).unwrap();
+        assert_eq!(store.load().unwrap(), Stored::default());
+        let stored = sample();
+        store.save(&stored).unwrap();
+        assert_eq!(store.load().unwrap(), stored);
+        store.save(&stored).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&store.path()), 0o600);
+        }
+        // Only the state file is left: no temporary file behind.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FileKeystore::FILE)]);
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_an_empty_keystore() {
+        let root = tempfile::tempdir().unwrap();
+        let store = FileKeystore::open(root.path()).unwrap();
+        std::fs::write(store.path(), "{not json").unwrap();
+        assert!(matches!(store.load(), Err(KeystoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let text = format!("{:?}", sample());
+        assert!(!text.contains("access-secret"), "{text}");
+        assert!(!text.contains("refresh-secret"), "{text}");
+        assert!(text.contains("<72 bytes>"), "{text}");
+    }
+}

@@ -1,0 +1,403 @@
+//! The client commands: register, login, logout, whoami, send, inbox, sessions, safety-number,
+//! trust. Each is a thin shell over the SDK (`sealpost_client`), with its state in a
+//! [`FileKeystore`] under `$SEALPOST_HOME` or the platform's config directory.
+
+use std::collections::HashSet;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use futures_util::StreamExt as _;
+use sealpost_client::keystore::Keystore as _;
+use sealpost_client::{
+    format_safety_number, normalize_email, Client, Error, FileKeystore, Received, RegisterOptions,
+    StreamEvent,
+};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::ui;
+use crate::{Command, DEFAULT_SERVER};
+
+/// Where the state is, and which server was asked for.
+#[derive(Debug)]
+pub struct Context {
+    server: Option<String>,
+    home: PathBuf,
+}
+
+impl Context {
+    pub fn new(server: Option<String>, home: Option<PathBuf>) -> anyhow::Result<Context> {
+        let home = match home {
+            Some(home) => home,
+            None => dirs::config_dir()
+                .map(|dir| dir.join("sealpost"))
+                .context("no config directory on this platform: set SEALPOST_HOME")?,
+        };
+        let server = server.map(|s| s.trim().trim_end_matches('/').to_owned());
+        Ok(Context { server, home })
+    }
+
+    fn keystore(&self) -> anyhow::Result<FileKeystore> {
+        Ok(FileKeystore::open(&self.home)?)
+    }
+
+    /// A client for registering or logging in: the server asked for, or the default.
+    fn fresh_client(&self) -> anyhow::Result<Client> {
+        let server = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
+        let client = Client::new(server, self.keystore()?);
+        ui::show_kdf_progress(&client);
+        Ok(client)
+    }
+
+    /// A client for the account this state holds.
+    fn client(&self) -> anyhow::Result<Client> {
+        let keystore = self.keystore()?;
+        let Some(account) = keystore.load()?.account else {
+            bail!(
+                "no account in {}: run `sealpost register <email>` or `sealpost login <email>` first",
+                self.home.display()
+            );
+        };
+        if let Some(server) = &self.server {
+            if *server != account.server {
+                bail!(
+                    "{} is signed in to {}, not {server}: run `sealpost login {}` with that server to switch",
+                    self.home.display(),
+                    account.server,
+                    account.email
+                );
+            }
+        }
+        let client = Client::new(&account.server, keystore);
+        ui::show_kdf_progress(&client);
+        Ok(client)
+    }
+
+    /// A client whose secret keys are unwrapped with the password.
+    async fn unlocked_client(&self) -> anyhow::Result<Client> {
+        let client = self.client()?;
+        let me = client.whoami()?.context("no account here")?;
+        if !me.signed_in {
+            bail!("signed out: run `sealpost login {}`", me.email);
+        }
+        let password = ui::password(&me.email, false)?;
+        client.unlock(&password).await?;
+        Ok(client)
+    }
+}
+
+pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Register {
+            email,
+            no_recovery_key,
+            device,
+        } => register(&context, &email, !no_recovery_key, device).await,
+        Command::Login { email, device } => {
+            let client = context.fresh_client()?;
+            let email = normalize_email(&email);
+            let password = ui::password(&email, false)?;
+            client
+                .login(&email, &password, Some(device_name(device)))
+                .await?;
+            println!("Signed in as {email} on {}.", client.server());
+            Ok(())
+        }
+        Command::Logout => {
+            let client = context.client()?;
+            client.logout().await?;
+            println!("Signed out.");
+            Ok(())
+        }
+        Command::Whoami => whoami(&context),
+        Command::Send { email, text } => send(&context, &email, &text).await,
+        Command::Inbox { json, follow } => inbox(&context, json, follow).await,
+        Command::Sessions => sessions(&context).await,
+        Command::SafetyNumber { email } => safety_number(&context, &email).await,
+        Command::Trust { email } => {
+            let client = context.client()?;
+            let contact = client.trust(email.as_str()).await?;
+            let who = contact.email.as_deref().unwrap_or(email.as_str());
+            println!(
+                "Now trusting the key of {who} (version {}). Safety number:\n\n    {}",
+                contact.key_version,
+                format_safety_number(&contact.safety_number)
+            );
+            Ok(())
+        }
+        Command::Serve(_) | Command::Demo => unreachable_command(),
+    }
+}
+
+fn unreachable_command() -> anyhow::Result<()> {
+    bail!("this command is not a client command")
+}
+
+fn device_name(device: Option<String>) -> String {
+    device.unwrap_or_else(|| "sealpost CLI".to_owned())
+}
+
+async fn register(
+    context: &Context,
+    email: &str,
+    recovery_key: bool,
+    device: Option<String>,
+) -> anyhow::Result<()> {
+    let client = context.fresh_client()?;
+    let email = normalize_email(email);
+    let password = ui::password(&email, true)?;
+    let options = RegisterOptions {
+        recovery_key,
+        device_name: Some(device_name(device)),
+    };
+    let registration = client.register(&email, &password, options).await?;
+    println!(
+        "Registered {email} on {} (user id {}), and signed in.",
+        client.server(),
+        registration.user_id
+    );
+    if let Some(text) = &registration.recovery_key {
+        println!(
+            "\nYour recovery key. It is shown this once and kept nowhere: write it down and keep it\n\
+             somewhere safe. With it you can set a new password if you forget yours; whoever holds\n\
+             it can read your messages.\n\n    {}\n",
+            text.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn whoami(context: &Context) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let me = client.whoami()?.context("no account here")?;
+    println!("{}", me.email);
+    println!("  user id:     {}", me.user_id);
+    println!("  server:      {}", me.server);
+    println!(
+        "  session:     {}",
+        if me.signed_in {
+            "signed in"
+        } else {
+            "signed out"
+        }
+    );
+    println!(
+        "  key:         version {}, fingerprint {}",
+        me.key_version,
+        format_safety_number(&sealpost_crypto::fingerprint_digits(
+            me.user_id,
+            &me.public_key
+        ))
+    );
+    println!("  local state: {}", context.home.display());
+    Ok(())
+}
+
+async fn send(context: &Context, email: &str, text: &str) -> anyhow::Result<()> {
+    let text = if text == "-" {
+        let mut buffer = String::new();
+        std::io::stdin()
+            .read_to_string(&mut buffer)
+            .context("cannot read the message from standard input")?;
+        if buffer.ends_with('\n') {
+            buffer.pop();
+            if buffer.ends_with('\r') {
+                buffer.pop();
+            }
+        }
+        buffer
+    } else {
+        text.to_owned()
+    };
+    if text.is_empty() {
+        bail!("an empty message: nothing to send");
+    }
+    let client = context.unlocked_client().await?;
+    let sent = client.send(email, &text).await?;
+    let who = sent.to.email.as_deref().unwrap_or(email);
+    println!("Sent to {who} (#{} in their mailbox).", sent.seq);
+    Ok(())
+}
+
+async fn inbox(context: &Context, json: bool, follow: bool) -> anyhow::Result<()> {
+    let client = context.unlocked_client().await?;
+    let mut printer = Printer {
+        json,
+        warned: HashSet::new(),
+        shown: 0,
+    };
+    if !follow {
+        for received in client.fetch_all(0).await? {
+            printer.print(&received);
+        }
+        if printer.shown == 0 && !json {
+            println!("No messages.");
+        }
+        return Ok(());
+    }
+    let mut live = client.stream(0);
+    while let Some(event) = live.next().await {
+        match event? {
+            StreamEvent::Connected { after } if after > 0 => {
+                eprintln!("(connected again; following from #{after})")
+            }
+            StreamEvent::Connected { .. } => eprintln!("(following; Ctrl-C to stop)"),
+            StreamEvent::Message(received) => printer.print(&received),
+            StreamEvent::Disconnected { reason, .. } => {
+                eprintln!("(disconnected: {reason}; reconnecting…)")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints mailbox entries, warning once per contact about a key change.
+struct Printer {
+    json: bool,
+    warned: HashSet<uuid::Uuid>,
+    shown: usize,
+}
+
+impl Printer {
+    fn print(&mut self, received: &Received) {
+        self.shown += 1;
+        if let Err(Error::KeyChanged(change)) = &received.message {
+            if self.warned.insert(change.user_id) {
+                eprintln!("{}", ui::key_change_warning(change));
+            }
+        }
+        if self.json {
+            println!("{}", json_line(received));
+            return;
+        }
+        let entry = &received.entry;
+        match &received.message {
+            Ok(m) => {
+                let from = if m.outgoing {
+                    "you".to_owned()
+                } else {
+                    name(m.from_email.as_deref(), m.from)
+                };
+                let to = if m.outgoing && m.to != m.from {
+                    name(m.to_email.as_deref(), m.to)
+                } else {
+                    "you".to_owned()
+                };
+                println!("#{}  {}  {from} → {to}", m.seq, human_time(m.sent_at));
+                for line in m.text.lines() {
+                    println!("    {line}");
+                }
+                println!();
+            }
+            Err(e) => {
+                println!(
+                    "#{}  {}  from {}: cannot be shown: {e}\n",
+                    entry.seq,
+                    human_time(entry.created_at),
+                    name(entry.from_email.as_deref(), entry.from)
+                );
+            }
+        }
+    }
+}
+
+fn name(email: Option<&str>, id: uuid::Uuid) -> String {
+    email.map_or_else(|| id.to_string(), str::to_owned)
+}
+
+/// One JSON object for an entry: the message, or why it cannot be shown.
+fn json_line(received: &Received) -> serde_json::Value {
+    let entry = &received.entry;
+    match &received.message {
+        Ok(m) => serde_json::json!({
+            "id": m.id,
+            "seq": m.seq,
+            "from": name(m.from_email.as_deref(), m.from),
+            "from_id": m.from,
+            "to": name(m.to_email.as_deref(), m.to),
+            "to_id": m.to,
+            "sent_at": rfc3339(m.sent_at),
+            "stored_at": rfc3339(m.stored_at),
+            "text": m.text,
+            "outgoing": m.outgoing,
+        }),
+        Err(e) => serde_json::json!({
+            "id": entry.id,
+            "seq": entry.seq,
+            "from": name(entry.from_email.as_deref(), entry.from),
+            "from_id": entry.from,
+            "to_id": entry.to,
+            "stored_at": rfc3339(entry.created_at),
+            "error": e.to_string(),
+            "error_kind": error_kind(e),
+        }),
+    }
+}
+
+fn error_kind(error: &Error) -> &'static str {
+    match error {
+        Error::KeyChanged(_) => "key_changed",
+        Error::Replayed => "replayed",
+        Error::Forged => "forged",
+        Error::NotForMe => "not_for_me",
+        Error::Malformed => "malformed",
+        Error::UnsupportedType(_) => "unsupported_type",
+        _ => "other",
+    }
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+fn human_time(time: OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+async fn sessions(context: &Context) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let sessions = client.sessions().await?;
+    println!(
+        "  {:<36}  {:<20}  {:<23}  LAST USED",
+        "SESSION", "DEVICE", "CREATED"
+    );
+    for s in sessions {
+        println!(
+            "{} {:<36}  {:<20}  {:<23}  {}",
+            if s.current { "*" } else { " " },
+            s.id,
+            s.device_name.as_deref().unwrap_or("-"),
+            human_time(s.created_at),
+            human_time(s.last_used_at)
+        );
+    }
+    println!("(* this session)");
+    Ok(())
+}
+
+async fn safety_number(context: &Context, email: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let numbers = client.safety_numbers(email).await?;
+    let who = numbers.email.as_deref().unwrap_or(email);
+    if let Some((version, number)) = &numbers.pinned {
+        println!(
+            "Safety number of you and {who} (their key version {version}, the one you trust):\n\n    {}\n",
+            format_safety_number(number)
+        );
+    }
+    if let Some((version, number)) = &numbers.pending {
+        println!(
+            "!!! The server now hands out ANOTHER key for {who} (version {version}), not trusted yet.\n\
+             !!! Its safety number:\n\n    {}\n\n\
+             !!! Only if {who} reads you the same number, accept it: sealpost trust {who}\n",
+            format_safety_number(number)
+        );
+    }
+    println!("Compare it with {who} in person or over a call: if the numbers match, nobody sits between you.");
+    Ok(())
+}

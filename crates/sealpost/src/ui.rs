@@ -1,0 +1,145 @@
+//! The terminal side of the client: the password (a prompt that does not echo, or
+//! `SEALPOST_PASSWORD`), a progress indicator while the password's keys are derived, the loud
+//! key-change warning, and error reports.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use sealpost_client::{format_safety_number, Client, KdfProgress, KeyChange};
+use zeroize::Zeroizing;
+
+/// A password, wiped from memory when dropped.
+pub type Password = Zeroizing<String>;
+
+/// The password for `what` ("alice@example.com"): `SEALPOST_PASSWORD`, else a prompt on the
+/// terminal that does not echo. With `confirm`, the prompt asks twice.
+pub fn password(what: &str, confirm: bool) -> anyhow::Result<Password> {
+    if let Ok(password) = std::env::var("SEALPOST_PASSWORD") {
+        return Ok(Zeroizing::new(password));
+    }
+    let first = rpassword::prompt_password(format!("Password for {what}: ")).context(
+        "cannot read a password from the terminal; set SEALPOST_PASSWORD to give it in a script",
+    )?;
+    let first = Zeroizing::new(first);
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("The same password again: ")
+                .context("cannot read a password from the terminal")?,
+        );
+        if again.as_str() != first.as_str() {
+            bail!("the two passwords differ");
+        }
+    }
+    if first.as_str().is_empty() {
+        bail!("an empty password is not a password");
+    }
+    Ok(first)
+}
+
+/// Shows "deriving keys… 0.8 s" on standard error while the password's keys are derived (one
+/// line when standard error is not a terminal).
+pub fn show_kdf_progress(client: &Client) {
+    let spinner: Mutex<Option<Spinner>> = Mutex::new(None);
+    client.set_kdf_observer(move |progress| {
+        let mut spinner = spinner.lock().unwrap_or_else(|e| e.into_inner());
+        match progress {
+            KdfProgress::Started => *spinner = Some(Spinner::start()),
+            KdfProgress::Finished(elapsed) => {
+                if let Some(s) = spinner.take() {
+                    s.stop(elapsed);
+                }
+            }
+        }
+    });
+}
+
+struct Spinner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    terminal: bool,
+}
+
+impl Spinner {
+    fn start() -> Spinner {
+        let terminal = std::io::stderr().is_terminal();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = if terminal {
+            let stop = Arc::clone(&stop);
+            Some(std::thread::spawn(move || {
+                let started = Instant::now();
+                let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    eprint!(
+                        "\r{} deriving keys from the password… {:.1} s",
+                        frames[i % frames.len()],
+                        started.elapsed().as_secs_f64()
+                    );
+                    let _ = std::io::stderr().flush();
+                    i += 1;
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
+            }))
+        } else {
+            eprintln!("deriving keys from the password…");
+            None
+        };
+        Spinner {
+            stop,
+            thread,
+            terminal,
+        }
+    }
+
+    fn stop(mut self, elapsed: Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+        if self.terminal {
+            eprintln!(
+                "\r✓ derived keys from the password in {:.1} s          ",
+                elapsed.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// The loud warning of a key change (PROTOCOL §6).
+pub fn key_change_warning(change: &KeyChange) -> String {
+    let who = change
+        .email
+        .clone()
+        .unwrap_or_else(|| change.user_id.to_string());
+    let line = "!".repeat(72);
+    format!(
+        "{line}\n\
+         !!! WARNING: the key of {who} has CHANGED.\n\
+         !!! Either {who} has a new device or key, or someone (the server?) is trying to\n\
+         !!! read your messages. Nothing was sealed to the new key, and nothing it signed is shown.\n\
+         !!! Compare this safety number with {who}, in person or over a call:\n\
+         !!!\n\
+         !!!     {}\n\
+         !!!\n\
+         !!! Only if it matches, accept the new key with:  sealpost trust {who}\n\
+         {line}",
+        format_safety_number(&change.safety_number)
+    )
+}
+
+/// Prints an error for a person: a key change loudly, anything else on one line.
+pub fn report(error: &anyhow::Error) {
+    match error.downcast_ref::<sealpost_client::Error>() {
+        Some(sealpost_client::Error::KeyChanged(change)) => {
+            eprintln!("{}", key_change_warning(change))
+        }
+        // The SDK's messages already name their cause in a sentence.
+        Some(sdk) => eprintln!("error: {sdk}"),
+        None => eprintln!("error: {error:#}"),
+    }
+}
