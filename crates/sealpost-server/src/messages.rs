@@ -117,10 +117,7 @@ async fn send(
         message.sender,
         message.sender_copy.is_some(),
     );
-    let outcome = match &state.batcher {
-        Some(batcher) => batcher.send(message).await?,
-        None => state.store.send(&message).await?,
-    };
+    let outcome = state.batcher.send(message).await?;
     let entry = match outcome {
         Ok(entry) => entry,
         Err(SendRefused::UnknownRecipient) => {

@@ -51,8 +51,8 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub hub: Arc<Hub>,
-    /// Group commit of sends, on SQLite.
-    pub batcher: Option<SendBatcher>,
+    /// Group commit of sends.
+    pub batcher: SendBatcher,
 }
 
 /// The server secret behind the fake `prelogin` salts of unknown emails.
@@ -110,10 +110,7 @@ impl AppState {
             rate: Arc::new(RateLimiter::new(&config)),
             metrics: Arc::clone(&metrics),
             hub: Arc::new(Hub::default()),
-            batcher: match &store {
-                Store::Sqlite(_) => Some(SendBatcher::spawn(store.clone(), Arc::clone(&metrics))),
-                Store::Postgres(_) => None,
-            },
+            batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics)),
             jwt: Arc::new(JwtKey::new(jwt_secret)),
             prelogin_key: Arc::new(PreloginKey(Zeroizing::new(prelogin))),
             config: Arc::new(config),

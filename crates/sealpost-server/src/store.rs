@@ -761,30 +761,20 @@ impl Store {
         })
     }
 
-    /// Stores a message (and its sender copy) with the next `seq` of each mailbox, in one
-    /// transaction. Returns the recipient's entry.
-    pub async fn send(&self, m: &NewMessage) -> Result<Result<Entry, SendRefused>, sqlx::Error> {
-        if let (Store::Postgres(pool), None) = (self, &m.sender_copy) {
-            return send_single_pg(pool, m).await;
-        }
-        let (rid, cid) = (Uuid::now_v7(), Uuid::now_v7());
-        on!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let outcome: Result<Result<Entry, SendRefused>, sqlx::Error> = async { send_one!(self, tx, m, rid, cid) }.await;
-            let entry = outcome?;
-            if entry.is_ok() {
-                tx.commit().await?;
-            }
-            Ok(entry)
-        })
-    }
-
-    /// Group commit: stores many sends in one transaction (one fsync), each in a savepoint of its
-    /// own so that a refused one leaves no trace. Nothing is acknowledged before the commit.
+    /// Group commit: stores many sends (each with the next `seq` of its mailboxes, and its sender
+    /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
+    /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
+    ///
+    /// SQLite (one writer): each send runs in a savepoint of its own. PostgreSQL: every account
+    /// involved is locked in id order (so concurrent batches on several nodes never deadlock),
+    /// the sends are checked and numbered here, and written with one statement per table.
     pub async fn send_batch(
         &self,
         batch: &[NewMessage],
     ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
+        if let Store::Postgres(pool) = self {
+            return send_batch_pg(pool, batch).await;
+        }
         on!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut results = Vec::with_capacity(batch.len());
@@ -1059,6 +1049,157 @@ impl Store {
     }
 }
 
+/// [`Store::send_batch`] on PostgreSQL: six round trips for the whole batch.
+async fn send_batch_pg(
+    pool: &Pool<Postgres>,
+    batch: &[NewMessage],
+) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
+    let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
+    involved.sort();
+    involved.dedup();
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT id, key_version, last_seq FROM users WHERE id = ANY($1) AND deleted_at IS NULL \
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&involved)
+    .fetch_all(&mut *tx)
+    .await?;
+    // id -> (newest key version, last seq assigned)
+    let mut accounts: std::collections::HashMap<Uuid, (i64, i64)> = rows
+        .iter()
+        .map(|(id, v, last)| (*id, (*v, *last)))
+        .collect();
+    let before = accounts.clone();
+    let mut rows = EntryColumns::default();
+    let mut results = Vec::with_capacity(batch.len());
+    for m in batch {
+        let (Some(&(recipient_version, _)), sender) =
+            (accounts.get(&m.recipient), accounts.get(&m.sender))
+        else {
+            results.push(Err(SendRefused::UnknownRecipient));
+            continue;
+        };
+        let Some(&(sender_version, _)) = sender else {
+            results.push(Err(SendRefused::SenderGone));
+            continue;
+        };
+        let refusal = if m.key_version != recipient_version {
+            Some("key_version")
+        } else if m.sender_key_version != sender_version {
+            Some("sender_key_version")
+        } else if m
+            .sender_copy
+            .as_ref()
+            .is_some_and(|(_, v)| *v != sender_version)
+        {
+            Some("sender_copy.key_version")
+        } else {
+            None
+        };
+        if let Some(field) = refusal {
+            results.push(Err(SendRefused::Stale(field)));
+            continue;
+        }
+        let mut next_seq = |mailbox: Uuid| {
+            let account = accounts.entry(mailbox).or_insert((0, 0));
+            account.1 += 1;
+            account.1
+        };
+        let entry = Entry {
+            id: Uuid::now_v7(),
+            mailbox: m.recipient,
+            seq: next_seq(m.recipient),
+            sender: m.sender,
+            recipient: m.recipient,
+            ciphertext: m.ciphertext.clone(),
+            key_version: m.key_version,
+            sender_key_version: m.sender_key_version,
+            created_at: m.now,
+        };
+        rows.push(&entry);
+        if let (Some((copy, v)), true) = (&m.sender_copy, m.sender != m.recipient) {
+            let seq = next_seq(m.sender);
+            rows.push(&Entry {
+                id: Uuid::now_v7(),
+                mailbox: m.sender,
+                seq,
+                sender: m.sender,
+                recipient: m.recipient,
+                ciphertext: copy.clone(),
+                key_version: *v,
+                sender_key_version: *v,
+                created_at: m.now,
+            });
+        }
+        results.push(Ok(entry));
+    }
+    if !rows.id.is_empty() {
+        let (bumped, last): (Vec<Uuid>, Vec<i64>) = accounts
+            .iter()
+            .filter(|(id, (_, last))| before.get(id).map(|b| b.1) != Some(*last))
+            .map(|(id, (_, last))| (*id, *last))
+            .unzip();
+        sqlx::query("UPDATE users SET last_seq = v.last FROM UNNEST($1::uuid[], $2::int8[]) AS v(id, last) WHERE users.id = v.id")
+            .bind(&bumped)
+            .bind(&last)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, sender_key_version, \
+             created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::uuid[], $6::bytea[], \
+             $7::int8[], $8::int8[], $9::int8[])",
+        )
+        .bind(&rows.id)
+        .bind(&rows.mailbox)
+        .bind(&rows.seq)
+        .bind(&rows.sender)
+        .bind(&rows.recipient)
+        .bind(&rows.ciphertext)
+        .bind(&rows.key_version)
+        .bind(&rows.sender_key_version)
+        .bind(&rows.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let notes: Vec<String> = bumped.iter().map(|id| notification::stored(*id)).collect();
+        sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
+            .bind(crate::hub::CHANNEL)
+            .bind(&notes)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Mailbox entries as columns, for one multi-row insert.
+#[derive(Default)]
+struct EntryColumns {
+    id: Vec<Uuid>,
+    mailbox: Vec<Uuid>,
+    seq: Vec<i64>,
+    sender: Vec<Uuid>,
+    recipient: Vec<Uuid>,
+    ciphertext: Vec<Vec<u8>>,
+    key_version: Vec<i64>,
+    sender_key_version: Vec<i64>,
+    created_at: Vec<i64>,
+}
+
+impl EntryColumns {
+    fn push(&mut self, e: &Entry) {
+        self.id.push(e.id);
+        self.mailbox.push(e.mailbox);
+        self.seq.push(e.seq);
+        self.sender.push(e.sender);
+        self.recipient.push(e.recipient);
+        self.ciphertext.push(e.ciphertext.clone());
+        self.key_version.push(e.key_version);
+        self.sender_key_version.push(e.sender_key_version);
+        self.created_at.push(e.created_at);
+    }
+}
+
 /// What entitles a password change.
 #[derive(Debug, Clone, Copy)]
 pub enum PasswordProof<'a> {
@@ -1066,66 +1207,6 @@ pub enum PasswordProof<'a> {
     Session { user_id: Uuid, keep: Uuid },
     /// The hash of a recovery token; every session is revoked.
     RecoveryToken(&'a [u8]),
-}
-
-/// A send without a sender copy on PostgreSQL, in one statement (one round trip, autocommit):
-/// the counter update, which checks both key versions, the insert and the notification commit
-/// together. Only when it stores nothing is the reason looked up.
-async fn send_single_pg(
-    pool: &Pool<Postgres>,
-    m: &NewMessage,
-) -> Result<Result<Entry, SendRefused>, sqlx::Error> {
-    const SEND: &str = "WITH r AS ( \
-            UPDATE users SET last_seq = last_seq + 1 \
-            WHERE id = $1 AND deleted_at IS NULL AND key_version = $2 \
-              AND EXISTS (SELECT 1 FROM users s WHERE s.id = $3 AND s.deleted_at IS NULL AND s.key_version = $4) \
-            RETURNING last_seq), \
-        ins AS ( \
-            INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, sender_key_version, \
-                                  created_at) \
-            SELECT $5, $1, last_seq, $3, $1, $6, $2, $4, $7 FROM r RETURNING seq) \
-        SELECT seq, pg_notify($8, $9) FROM ins";
-    let id = Uuid::now_v7();
-    let seq: Option<(i64, ())> = sqlx::query_as(SEND)
-        .bind(m.recipient)
-        .bind(m.key_version)
-        .bind(m.sender)
-        .bind(m.sender_key_version)
-        .bind(id)
-        .bind(&m.ciphertext)
-        .bind(m.now)
-        .bind(crate::hub::CHANNEL)
-        .bind(notification::stored(m.recipient))
-        .fetch_optional(pool)
-        .await?;
-    if let Some((seq, ())) = seq {
-        return Ok(Ok(Entry {
-            id,
-            mailbox: m.recipient,
-            seq,
-            sender: m.sender,
-            recipient: m.recipient,
-            ciphertext: m.ciphertext.clone(),
-            key_version: m.key_version,
-            sender_key_version: m.sender_key_version,
-            created_at: m.now,
-        }));
-    }
-    let versions: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT id, key_version FROM users WHERE id IN ($1, $2) AND deleted_at IS NULL",
-    )
-    .bind(m.recipient)
-    .bind(m.sender)
-    .fetch_all(pool)
-    .await?;
-    let version = |id: Uuid| versions.iter().find(|(u, _)| *u == id).map(|(_, v)| *v);
-    Ok(Err(match (version(m.recipient), version(m.sender)) {
-        (None, _) => SendRefused::UnknownRecipient,
-        (_, None) => SendRefused::SenderGone,
-        (Some(v), _) if v != m.key_version => SendRefused::Stale("key_version"),
-        // The sender's version, or a rotation that raced this send: either way, refetch.
-        _ => SendRefused::Stale("sender_key_version"),
-    }))
 }
 
 /// How a user is looked up.

@@ -178,10 +178,14 @@ both!(
         let alice = app.user("alice").await;
         let bob = app.user("bob").await;
         let mut ws = app.stream(bob.api.token().unwrap(), 0).await;
-        // Bob reads nothing while Alice sends far more than the socket buffers and the queue hold.
-        let total = 400;
-        for _ in 0..total {
+        // Bob reads nothing while Alice sends more than the socket buffers and the queue hold,
+        // until the server gives up on him (bounded: 2,000 sends of 64 KiB at most).
+        let mut total = 0;
+        let cut_off = "sealpost_slow_consumer_disconnects_total 1";
+        while !app.api().metrics().await.unwrap().contains(cut_off) {
+            assert!(total < 2000, "the server never cut the slow reader off");
             send(&alice, &bob, 255).await;
+            total += 1;
         }
         // Then Bob reads: what was already on its way, then the close.
         let mut received = 0;
