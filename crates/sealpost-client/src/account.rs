@@ -71,12 +71,7 @@ impl Client {
         let recovery = options.recovery_key.then(RecoveryKey::generate);
         let request = RegisterRequest {
             email: email.clone(),
-            kdf: api::Kdf {
-                alg: KdfParams::ALG.to_owned(),
-                salt: kdf.salt.to_vec(),
-                opslimit: kdf.opslimit,
-                memlimit: kdf.memlimit,
-            },
+            kdf: wire_kdf(&kdf),
             auth_key: auth_key_bytes(&auth_key)?,
             wrapped_account_key: account_key.wrap(&wrap_key),
             public_key: pair.public().as_bytes().to_vec(),
@@ -94,7 +89,7 @@ impl Client {
             Err(e) if e.status() == Some(409) => return Err(Error::EmailTaken(email)),
             Err(e) => return Err(self.api_error(e)),
         };
-        self.sign_in(&email, &auth_key, &wrap_key, kdf, options.device_name)
+        self.sign_in(&email, auth_key, &wrap_key, kdf, options.device_name)
             .await?;
         Ok(Registration {
             user_id: registered.user_id,
@@ -115,7 +110,7 @@ impl Client {
         let email = normalize_email(email);
         let kdf = self.prelogin(&email).await?;
         let (wrap_key, auth_key) = self.derive(password, kdf).await?;
-        self.sign_in(&email, &auth_key, &wrap_key, kdf, device_name)
+        self.sign_in(&email, auth_key, &wrap_key, kdf, device_name)
             .await
     }
 
@@ -124,12 +119,14 @@ impl Client {
     /// [`Error::WrongPassword`].
     pub async fn unlock(&self, password: &str) -> Result<(), Error> {
         let account = self.account()?;
-        let (wrap_key, _) = self.derive(password, account.kdf).await?;
+        let (wrap_key, auth_key) = self.derive(password, account.kdf).await?;
         let account_key = AccountKey::unwrap(&account.wrapped_account_key, &wrap_key)?;
         let pairs = unwrap_pairs(&account_key, &account.keys)?;
         *guard(&self.inner.keys) = Some(Unlocked {
             user_id: account.user_id,
             pairs,
+            account_key: Arc::new(account_key),
+            auth_key: Arc::new(auth_key),
         });
         Ok(())
     }
@@ -169,7 +166,7 @@ impl Client {
     // --- steps ----------------------------------------------------------------------------------
 
     /// `prelogin`, with the answer checked against §2.1 before anything is derived from it.
-    async fn prelogin(&self, email: &str) -> Result<KdfParams, Error> {
+    pub(crate) async fn prelogin(&self, email: &str) -> Result<KdfParams, Error> {
         let kdf = self
             .inner
             .api
@@ -207,17 +204,17 @@ impl Client {
     }
 
     /// `login` with a derived key, then unwrap and save everything.
-    async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         email: &str,
-        auth_key: &AuthKey,
+        auth_key: AuthKey,
         wrap_key: &WrapKey,
         kdf: KdfParams,
         device_name: Option<String>,
     ) -> Result<(), Error> {
         let request = LoginRequest {
             email: email.to_owned(),
-            auth_key: auth_key_bytes(auth_key)?,
+            auth_key: auth_key_bytes(&auth_key)?,
             device_name,
         };
         let login = match self.inner.api.login(&request).await {
@@ -264,13 +261,25 @@ impl Client {
         *guard(&self.inner.keys) = Some(Unlocked {
             user_id: login.user_id,
             pairs,
+            account_key: Arc::new(account_key),
+            auth_key: Arc::new(auth_key),
         });
         Ok(())
     }
 }
 
+/// Key-derivation parameters as the wire carries them.
+pub(crate) fn wire_kdf(kdf: &KdfParams) -> api::Kdf {
+    api::Kdf {
+        alg: KdfParams::ALG.to_owned(),
+        salt: kdf.salt.to_vec(),
+        opslimit: kdf.opslimit,
+        memlimit: kdf.memlimit,
+    }
+}
+
 /// The auth key's bytes, as the wire types carry them.
-fn auth_key_bytes(key: &AuthKey) -> Result<Vec<u8>, Error> {
+pub(crate) fn auth_key_bytes(key: &AuthKey) -> Result<Vec<u8>, Error> {
     Ok(b64::decode(&key.to_base64())?)
 }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sealpost_crypto::{KeyPair, PublicKey};
+use sealpost_crypto::{AccountKey, AuthKey, KeyPair, PublicKey};
 use uuid::Uuid;
 
 use crate::api::{Api, ApiError};
@@ -32,7 +32,9 @@ pub type KdfObserver = Arc<dyn Fn(KdfProgress) + Send + Sync>;
 ///
 /// Cheap to clone (clones share everything, the stream included). The secret keys live only in
 /// memory, after [`Client::login`], [`Client::register`] or [`Client::unlock`]; the keystore
-/// holds them wrapped.
+/// holds them wrapped. With them in memory are the account key and the password's auth key, the
+/// proof that the lifecycle calls ([`Client::rotate_keys`], …) send; [`Client::lock`] forgets
+/// all of them.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
@@ -53,10 +55,17 @@ pub(crate) struct Inner {
     pub(crate) kdf_observer: Mutex<Option<KdfObserver>>,
 }
 
-/// The account's key pairs, unwrapped.
+/// The account's keys, unwrapped: what a password (or recovery key) opened, kept in memory only.
 pub(crate) struct Unlocked {
     pub(crate) user_id: Uuid,
+    /// Every key version's pair, by version (old ones open old messages).
     pub(crate) pairs: BTreeMap<i64, Arc<KeyPair>>,
+    /// The account key, which wraps a new key pair at rotation and is re-wrapped by a new
+    /// recovery key (PROTOCOL §2.2, §5).
+    pub(crate) account_key: Arc<AccountKey>,
+    /// The password's auth key: the `current_auth_key` proof of the lifecycle calls (§5), so
+    /// that they need not ask for the password again. Never stored.
+    pub(crate) auth_key: Arc<AuthKey>,
 }
 
 impl Unlocked {
@@ -169,7 +178,8 @@ impl Client {
         guard(&self.inner.keys).is_some()
     }
 
-    /// Forgets the secret keys held in memory (the keystore keeps them wrapped).
+    /// Forgets the secret keys, the account key and the auth key held in memory (the keystore
+    /// keeps the keys wrapped).
     pub fn lock(&self) {
         *guard(&self.inner.keys) = None;
     }

@@ -278,6 +278,48 @@ impl Client {
         Ok(key)
     }
 
+    // --- for sending -----------------------------------------------------------------------------
+
+    /// The key to seal to for `contact`, without asking the server: my own, or the newest pinned
+    /// key of a contact with no key change waiting for trust. `None` when the server must be
+    /// asked (never seen, named by an email two pins share, or a key change pending).
+    pub(crate) fn pinned_contact(&self, contact: &ContactRef) -> Result<Option<Contact>, Error> {
+        let stored = self.load()?;
+        let Some(account) = &stored.account else {
+            return Err(Error::SignedOut);
+        };
+        if let Some(me) = own_contact(account, contact) {
+            return Ok(Some(me));
+        }
+        let found: Vec<_> = match contact {
+            ContactRef::Id(id) => stored.contacts.get_key_value(id).into_iter().collect(),
+            ContactRef::Email(email) => stored
+                .contacts
+                .iter()
+                .filter(|(_, r)| r.email.as_deref() == Some(email.as_str()))
+                .collect(),
+        };
+        let [(user_id, record)] = found[..] else {
+            return Ok(None);
+        };
+        if record.pending.is_some() {
+            return Ok(None);
+        }
+        Ok(record.newest().map(|(version, key)| {
+            contact_from(account, *user_id, record.email.clone(), version, key)
+        }))
+    }
+
+    /// Forgets the email of a pinned contact whose account is gone (the address may belong to a
+    /// new account now, which is another contact).
+    pub(crate) fn forget_email(&self, user_id: Uuid) -> Result<(), Error> {
+        self.modify(|stored| {
+            if let Some(record) = stored.contacts.get_mut(&user_id) {
+                record.email = None;
+            }
+        })
+    }
+
     /// Looks up the email of a pinned contact (no network).
     pub(crate) fn known_email(&self, user_id: Uuid) -> Option<String> {
         let stored = self.load().ok()?;
@@ -400,13 +442,29 @@ fn own_contact(account: &AccountRecord, contact: &ContactRef) -> Option<Contact>
 }
 
 fn contact_of(account: &AccountRecord, info: &UserInfo, key: PublicKey) -> Contact {
+    contact_from(
+        account,
+        info.user_id,
+        info.email.clone(),
+        info.key_version,
+        key,
+    )
+}
+
+fn contact_from(
+    account: &AccountRecord,
+    user_id: Uuid,
+    email: Option<String>,
+    key_version: i64,
+    key: PublicKey,
+) -> Contact {
     let number = my_newest(account)
-        .map(|me| safety_number(account.user_id, &me, info.user_id, &key))
+        .map(|me| safety_number(account.user_id, &me, user_id, &key))
         .unwrap_or_default();
     Contact {
-        user_id: info.user_id,
-        email: info.email.clone(),
-        key_version: info.key_version,
+        user_id,
+        email,
+        key_version,
         public_key: key,
         safety_number: number,
     }

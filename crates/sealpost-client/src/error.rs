@@ -59,6 +59,14 @@ pub enum Error {
         "this message is sealed to key version {0}, which this client does not hold: log in again"
     )]
     MissingKeyVersion(i64),
+    /// Recovery-key text that does not read back (PROTOCOL §2.3: a wrong length, a character
+    /// outside the alphabet, or a wrong check): a typo, never a wrong key.
+    #[error("that recovery key has a typo: check it and type it again")]
+    RecoveryKeyTypo,
+    /// The server refused the recovery key for this email (401: a wrong key and an unknown
+    /// email look alike), or the recovery wrap it answered does not open under the key.
+    #[error("wrong email or recovery key")]
+    WrongRecoveryKey,
     /// The text does not fit in one message.
     #[error("the message is too long: at most {max} bytes once encoded")]
     TooLong { max: usize },
@@ -159,6 +167,8 @@ impl From<sealpost_crypto::Error> for Error {
         match error {
             C::WrongPassword => Error::WrongPassword,
             C::InvalidKdf(why) => Error::InvalidKdf(why.to_owned()),
+            C::RecoveryKeyTypo => Error::RecoveryKeyTypo,
+            C::WrongRecoveryKey => Error::WrongRecoveryKey,
             C::NotForMe => Error::NotForMe,
             C::Forged => Error::Forged,
             C::Malformed => Error::Malformed,

@@ -58,7 +58,9 @@
 //! - [`Client`] (`client`): the session, refreshed once on a 401; the unlocked keys in memory.
 //!   Its operations live beside it by domain: `account` (register, login, unlock, logout,
 //!   sessions), `contacts` (lookup, pinning, [`Client::trust`], safety numbers), `messages`
-//!   (send, fetch, open with every check of §3.3, delete), `stream` (the live WebSocket).
+//!   (send, fetch, open with every check of §3.3, delete), `stream` (the live WebSocket),
+//!   `lifecycle` (§5: [`Client::change_password`], [`Client::new_recovery_key`],
+//!   [`Client::recover`], [`Client::rotate_keys`], [`Client::delete_account`]).
 //! - [`Error`] (`error`): one error type; each check of §3.3 and the key change of §6 has its
 //!   own variant.
 
@@ -69,6 +71,7 @@ mod account;
 mod client;
 mod contacts;
 mod error;
+mod lifecycle;
 mod messages;
 mod stream;
 

@@ -19,11 +19,20 @@ pub struct SendOptions {
     /// Also seal the message to my own key, so that my other devices show what I sent (§3.4).
     /// Never sent for a note to self.
     pub sender_copy: bool,
+    /// Ask the server for the contact's key before sealing and check it against the pin, so that
+    /// a key the server swapped is reported ([`Error::KeyChanged`]) at once. Off, the message is
+    /// sealed to the pinned key without asking (one round trip less; a swap gains the server
+    /// nothing, but is noticed only at the next lookup) and a rotation is learnt from the
+    /// server's 409 `stale_key`.
+    pub verify_key: bool,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
-        SendOptions { sender_copy: true }
+        SendOptions {
+            sender_copy: true,
+            verify_key: true,
+        }
     }
 }
 
@@ -96,19 +105,50 @@ impl Client {
         self.send_with(to, text, SendOptions::default()).await
     }
 
-    /// Sends `text` to `to`: looks the recipient up and checks the key against the pin (a
-    /// changed key is [`Error::KeyChanged`] and nothing is sent), seals (§3.2), and posts. A 409
-    /// `stale_key` for the recipient means their key changed meanwhile: that is reported as a
-    /// key change, never silently re-sealed to the new key.
+    /// Sends `text` to `to`, sealed (§3.2) to the key pinned for them. By default the contact's
+    /// key is looked up first and checked against the pin like [`Client::lookup`] does
+    /// ([`Error::KeyChanged`], and nothing sent, until [`Client::trust`]); with
+    /// [`SendOptions::verify_key`] off, only a contact never seen before (or with a key change
+    /// waiting for trust) is looked up. When the recipient has a newer key version than the
+    /// pinned one (they rotated), the server refuses the send with 409 `stale_key`: the key is
+    /// fetched again and the change reported as [`Error::KeyChanged`], never silently re-sealed
+    /// to the new key; after `trust`, sending again seals to it.
     pub async fn send_with(
         &self,
         to: impl Into<ContactRef>,
         text: &str,
         options: SendOptions,
     ) -> Result<Sent, Error> {
+        let to = to.into();
+        self.unlocked(|_| ())?;
+        let pinned = if options.verify_key {
+            None
+        } else {
+            self.pinned_contact(&to)?
+        };
+        if let Some(pinned) = pinned {
+            let user_id = pinned.user_id;
+            match self.send_to(pinned, text, options).await {
+                // The pinned account is gone; the address may be someone else's by now.
+                Err(Error::UnknownUser(_)) if matches!(to, ContactRef::Email(_)) => {
+                    self.forget_email(user_id)?;
+                }
+                other => return other,
+            }
+        }
+        let contact = self.lookup(to).await?;
+        self.send_to(contact, text, options).await
+    }
+
+    /// Seals `text` to `contact`'s key and posts it.
+    async fn send_to(
+        &self,
+        contact: Contact,
+        text: &str,
+        options: SendOptions,
+    ) -> Result<Sent, Error> {
         let (my_id, newest) = self.unlocked(|u| (u.user_id, u.newest()))?;
         let (my_version, me) = newest.ok_or(Error::Locked)?;
-        let contact = self.lookup(to).await?;
         let payload = Payload::text(my_id, contact.user_id, now_ms(), text);
         if payload.to_json().len() > MAX_PAYLOAD_BYTES {
             return Err(Error::TooLong {

@@ -1,6 +1,7 @@
 //! The client commands: register, login, logout, whoami, send, inbox, sessions, safety-number,
-//! trust. Each is a thin shell over the SDK (`sealpost_client`), with its state in a
-//! [`FileKeystore`] under `$SEALPOST_HOME` or the platform's config directory.
+//! trust, and the key lifecycle (passwd, recovery-key, recover, rotate-keys, delete-account).
+//! Each is a thin shell over the SDK (`sealpost_client`), with its state in a [`FileKeystore`]
+//! under `$SEALPOST_HOME` or the platform's config directory.
 
 use std::collections::HashSet;
 use std::io::Read as _;
@@ -10,8 +11,8 @@ use anyhow::{bail, Context as _};
 use futures_util::StreamExt as _;
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{
-    format_safety_number, normalize_email, Client, Error, FileKeystore, Received, RegisterOptions,
-    StreamEvent,
+    format_safety_number, normalize_email, Client, Error, FileKeystore, Identity, Received,
+    RegisterOptions, StreamEvent,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -77,14 +78,26 @@ impl Context {
     /// A client whose secret keys are unwrapped with the password.
     async fn unlocked_client(&self) -> anyhow::Result<Client> {
         let client = self.client()?;
-        let me = client.whoami()?.context("no account here")?;
-        if !me.signed_in {
-            bail!("signed out: run `sealpost login {}`", me.email);
-        }
-        let password = ui::password(&me.email, false)?;
-        client.unlock(&password).await?;
+        let me = signed_in(&client)?;
+        unlock(&client, &me.email).await?;
         Ok(client)
     }
+}
+
+/// Who the client is signed in as, or a hint to sign in.
+fn signed_in(client: &Client) -> anyhow::Result<Identity> {
+    let me = client.whoami()?.context("no account here")?;
+    if !me.signed_in {
+        bail!("signed out: run `sealpost login {}`", me.email);
+    }
+    Ok(me)
+}
+
+/// Unwraps the keys with the password.
+async fn unlock(client: &Client, email: &str) -> anyhow::Result<()> {
+    let password = ui::password(email, false)?;
+    client.unlock(&password).await?;
+    Ok(())
 }
 
 pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
@@ -126,6 +139,17 @@ pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Passwd => passwd(&context).await,
+        Command::RecoveryKey => {
+            let client = context.unlocked_client().await?;
+            let text = client.new_recovery_key().await?;
+            print_recovery_key(&text);
+            println!("\nThe previous recovery key, if there was one, no longer works.");
+            Ok(())
+        }
+        Command::Recover { email, device } => recover(&context, &email, device).await,
+        Command::RotateKeys => rotate_keys(&context).await,
+        Command::DeleteAccount { yes } => delete_account(&context, yes).await,
         Command::Serve(_) | Command::Demo => unreachable_command(),
     }
 }
@@ -157,14 +181,95 @@ async fn register(
         client.server(),
         registration.user_id
     );
-    if let Some(text) = &registration.recovery_key {
-        println!(
-            "\nYour recovery key. It is shown this once and kept nowhere: write it down and keep it\n\
-             somewhere safe. With it you can set a new password if you forget yours; whoever holds\n\
-             it can read your messages.\n\n    {}\n",
-            text.as_str()
-        );
+    match &registration.recovery_key {
+        Some(text) => print_recovery_key(text),
+        None => println!(
+            "\nNo recovery key was made. If you forget your password, your messages are\n\
+             gone for good: nobody, the server's operator included, can get them back.\n\
+             `sealpost recovery-key` makes one at any time."
+        ),
     }
+    Ok(())
+}
+
+/// Shows a recovery key, the one time it is shown.
+fn print_recovery_key(text: &str) {
+    println!(
+        "\nYour recovery key. It is shown this once and kept nowhere: write it down and keep it\n\
+         somewhere safe. With it you can set a new password if you forget yours; whoever holds\n\
+         it can read your messages.\n\n    {text}\n\n\
+         Without your password and this recovery key, your messages are gone for good: nobody,\n\
+         the server's operator included, can get them back."
+    );
+}
+
+async fn passwd(context: &Context) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let me = signed_in(&client)?;
+    let current = ui::current_password(&me.email)?;
+    let new = ui::new_password(&me.email)?;
+    client.change_password(&current, &new).await?;
+    println!(
+        "Changed the password of {}.\n\
+         Every other session was signed out; keys and messages are as they were.",
+        me.email
+    );
+    Ok(())
+}
+
+async fn recover(context: &Context, email: &str, device: Option<String>) -> anyhow::Result<()> {
+    let client = context.fresh_client()?;
+    let email = normalize_email(email);
+    let recovery_key = ui::recovery_key()?;
+    let password = ui::new_password(&email)?;
+    client
+        .recover(&email, &recovery_key, &password, Some(device_name(device)))
+        .await?;
+    println!(
+        "Set a new password for {email} with the recovery key, and signed in on {}.\n\
+         Every other session was signed out. The recovery key still works;\n\
+         `sealpost recovery-key` replaces it.",
+        client.server()
+    );
+    Ok(())
+}
+
+async fn rotate_keys(context: &Context) -> anyhow::Result<()> {
+    let client = context.unlocked_client().await?;
+    let version = client.rotate_keys().await?;
+    let me = client.whoami()?.context("no account here")?;
+    println!(
+        "New key pair: version {version}, fingerprint {}.\n\
+         Messages sealed to older versions still open. Your contacts will see a key change:\n\
+         compare safety numbers with them again.",
+        format_safety_number(&sealpost_crypto::fingerprint_digits(
+            me.user_id,
+            &me.public_key
+        ))
+    );
+    Ok(())
+}
+
+async fn delete_account(context: &Context, yes: bool) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let me = signed_in(&client)?;
+    if !yes {
+        let warning = format!(
+            "This deletes the account {} for good: the server forgets its email, password,\n\
+             keys, sessions and every message in its mailbox. Nothing can bring them back.",
+            me.email
+        );
+        if !ui::confirmed_by_typing(&me.email, &warning)? {
+            bail!("not deleted: what was typed is not {}", me.email);
+        }
+    }
+    unlock(&client, &me.email).await?;
+    client.delete_account().await?;
+    println!(
+        "Deleted {}. The server no longer holds its email, password, keys, sessions\n\
+         or mailbox, and the local state is cleared. Messages it sent stay with their recipients.",
+        me.email
+    );
     Ok(())
 }
 

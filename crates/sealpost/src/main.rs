@@ -19,8 +19,12 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
     version,
     about = "Sealpost: end-to-end encrypted messaging you run yourself",
     after_help = "The password comes from a prompt that does not echo, or from SEALPOST_PASSWORD \
-                  (for scripts). Only wrapped keys are stored locally, so the commands that seal \
-                  or open messages (send, inbox) ask for it too."
+                  (for scripts); a new one (passwd, recover) from SEALPOST_NEW_PASSWORD, and the \
+                  recovery key from SEALPOST_RECOVERY_KEY. Only wrapped keys are stored locally, \
+                  so the commands that use them (send, inbox, recovery-key, rotate-keys, \
+                  delete-account) ask for the password too. docs/KEYS.md says what each of \
+                  passwd, recovery-key, recover, rotate-keys and delete-account does to keys and \
+                  sessions."
 )]
 struct Cli {
     /// The server's URL, for `register` and `login` (later commands use the server the local
@@ -44,7 +48,8 @@ enum Command {
     /// Create an account (asks for a new password) and sign in; prints a recovery key once.
     Register {
         email: String,
-        /// Do not make a recovery key (a forgotten password then loses every message).
+        /// Do not make a recovery key (a forgotten password then loses every message for good;
+        /// `sealpost recovery-key` makes one later).
         #[arg(long)]
         no_recovery_key: bool,
         /// This device's name in `sessions`.
@@ -86,6 +91,29 @@ enum Command {
     SafetyNumber { email: String },
     /// Accept a contact's new key, after comparing the safety number.
     Trust { email: String },
+    /// Change the password (asks for the current one, then the new one twice). Every other
+    /// session is signed out; keys and messages stay as they are.
+    Passwd,
+    /// Make a new recovery key and print it once (the previous one stops working).
+    RecoveryKey,
+    /// Forgot the password? Set a new one with the recovery key (asked for, then the new password
+    /// twice), and sign in. Every session the account had is signed out.
+    Recover {
+        email: String,
+        /// This device's name in `sessions`.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Make a new key pair for new messages; older messages still open. Contacts see a key change
+    /// and should compare safety numbers again.
+    RotateKeys,
+    /// Delete the account: the server forgets its email, password, keys, sessions and mailbox
+    /// (asks you to type the email to confirm).
+    DeleteAccount {
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run a server in this process, and let Alice write to Bob through it, showing every step.
     Demo,
 }

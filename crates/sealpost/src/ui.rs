@@ -1,6 +1,7 @@
-//! The terminal side of the client: the password (a prompt that does not echo, or
-//! `SEALPOST_PASSWORD`), a progress indicator while the password's keys are derived, the loud
-//! key-change warning, and error reports.
+//! The terminal side of the client: passwords and the recovery key (a prompt that does not echo,
+//! or `SEALPOST_PASSWORD`, `SEALPOST_NEW_PASSWORD`, `SEALPOST_RECOVERY_KEY`), confirmations, a
+//! progress indicator while the password's keys are derived, the loud key-change warning, and
+//! error reports.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,18 +19,39 @@ pub type Password = Zeroizing<String>;
 /// The password for `what` ("alice@example.com"): `SEALPOST_PASSWORD`, else a prompt on the
 /// terminal that does not echo. With `confirm`, the prompt asks twice.
 pub fn password(what: &str, confirm: bool) -> anyhow::Result<Password> {
-    if let Ok(password) = std::env::var("SEALPOST_PASSWORD") {
+    ask_password(
+        &format!("Password for {what}: "),
+        "SEALPOST_PASSWORD",
+        confirm,
+    )
+}
+
+/// The current password, for a password change: `SEALPOST_PASSWORD`, else a prompt.
+pub fn current_password(what: &str) -> anyhow::Result<Password> {
+    ask_password(
+        &format!("Current password for {what}: "),
+        "SEALPOST_PASSWORD",
+        false,
+    )
+}
+
+/// A new password: `SEALPOST_NEW_PASSWORD`, else a prompt that asks twice.
+pub fn new_password(what: &str) -> anyhow::Result<Password> {
+    ask_password(
+        &format!("New password for {what}: "),
+        "SEALPOST_NEW_PASSWORD",
+        true,
+    )
+}
+
+/// `variable` if it is set, else a prompt without echo (twice with `confirm`).
+fn ask_password(prompt: &str, variable: &str, confirm: bool) -> anyhow::Result<Password> {
+    if let Ok(password) = std::env::var(variable) {
         return Ok(Zeroizing::new(password));
     }
-    let first = rpassword::prompt_password(format!("Password for {what}: ")).context(
-        "cannot read a password from the terminal; set SEALPOST_PASSWORD to give it in a script",
-    )?;
-    let first = Zeroizing::new(first);
+    let first = prompt_secret(prompt, variable)?;
     if confirm {
-        let again = Zeroizing::new(
-            rpassword::prompt_password("The same password again: ")
-                .context("cannot read a password from the terminal")?,
-        );
+        let again = prompt_secret("The same password again: ", variable)?;
         if again.as_str() != first.as_str() {
             bail!("the two passwords differ");
         }
@@ -38,6 +60,44 @@ pub fn password(what: &str, confirm: bool) -> anyhow::Result<Password> {
         bail!("an empty password is not a password");
     }
     Ok(first)
+}
+
+/// The recovery key's text: `SEALPOST_RECOVERY_KEY`, else a prompt that does not echo (it opens
+/// the account like the password does). A typo at the prompt is told at once, and asked again.
+pub fn recovery_key() -> anyhow::Result<Zeroizing<String>> {
+    const VARIABLE: &str = "SEALPOST_RECOVERY_KEY";
+    if let Ok(text) = std::env::var(VARIABLE) {
+        return Ok(Zeroizing::new(text));
+    }
+    let mut tries = 0;
+    loop {
+        let text = prompt_secret("Recovery key (14 groups of 4): ", VARIABLE)?;
+        match sealpost_crypto::RecoveryKey::parse(&text) {
+            Ok(_) => return Ok(text),
+            Err(e) if tries < 2 => eprintln!("{e}; try again"),
+            Err(e) => return Err(sealpost_client::Error::from(e).into()),
+        }
+        tries += 1;
+    }
+}
+
+/// Asks the user to type `email` to confirm something that cannot be undone; anything else, or
+/// nothing at all, is a no.
+pub fn confirmed_by_typing(email: &str, what: &str) -> anyhow::Result<bool> {
+    eprint!("{what}\nType {email} to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the confirmation; pass --yes to confirm in a script")?;
+    Ok(sealpost_client::normalize_email(&line) == email)
+}
+
+fn prompt_secret(prompt: &str, variable: &str) -> anyhow::Result<Zeroizing<String>> {
+    let text = rpassword::prompt_password(prompt).with_context(|| {
+        format!("cannot read from the terminal; set {variable} to give it in a script")
+    })?;
+    Ok(Zeroizing::new(text))
 }
 
 /// Shows "deriving keys… 0.8 s" on standard error while the password's keys are derived (one

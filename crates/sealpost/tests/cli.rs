@@ -315,7 +315,7 @@ fn a_key_change_is_a_loud_warning_until_trusted() {
     bob.ok(url, &["register", &bob.email, "--no-recovery-key"]);
     alice.ok(url, &["send", &bob.email, "first"]);
     // Alice's pin of Bob's key is replaced in her state by another key (as if the server had
-    // handed her a different one first): the CLI must refuse to send until she trusts.
+    // handed her a different one first): the next answer from the server is a key change.
     let state = alice.home.path().join("state.json");
     let mut stored: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
@@ -325,19 +325,195 @@ fn a_key_change_is_a_loud_warning_until_trusted() {
     }
     std::fs::write(&state, serde_json::to_string(&stored).unwrap()).unwrap();
 
+    let numbers = alice.ok(url, &["safety-number", &bob.email]);
+    assert!(numbers.contains("ANOTHER key"), "{numbers}");
+    // From then on the CLI refuses to send, loudly, until she trusts.
     let refused = alice.run(url, &["send", &bob.email, "second"]);
     assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_key_change_warning(&refused, &bob.email);
+    alice.ok(url, &["trust", &bob.email]);
+    alice.ok(url, &["send", &bob.email, "second"]);
+}
+
+fn assert_key_change_warning(output: &Output, email: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("WARNING") && stderr.contains("CHANGED"),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("sealpost trust {}", bob.email)),
+        stderr.contains(&format!("sealpost trust {email}")),
         "{stderr}"
     );
-    alice.ok(url, &["trust", &bob.email]);
-    alice.ok(url, &["send", &bob.email, "second"]);
+}
+
+/// Runs `command` with `input` on its standard input.
+fn with_stdin(mut command: Command, input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The texts of `inbox --json`, in order.
+fn texts(inbox: &str) -> Vec<String> {
+    json_lines(inbox)
+        .iter()
+        .map(|l| l["text"].as_str().unwrap_or("(cannot be shown)").to_owned())
+        .collect()
+}
+
+fn failed(output: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "succeeded: {stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn the_key_lifecycle_through_the_real_binary() {
+    const NEW: &str = "a brand new password";
+    let server = Server::start();
+    let url = server.url.as_str();
+    let alice = Person::new("alice");
+    let bob = Person::new("bob");
+    let out = alice.ok(url, &["register", &alice.email]);
+    assert!(out.contains("gone for good"), "{out}");
+    let recovery = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 69 && l.matches('-').count() == 13)
+        .unwrap_or_else(|| panic!("no recovery key in {out}"))
+        .to_owned();
+    let out = bob.ok(url, &["register", &bob.email, "--no-recovery-key"]);
+    assert!(
+        out.contains("No recovery key") && out.contains("gone for good"),
+        "{out}"
+    );
+    alice.ok(url, &["send", &bob.email, "one"]);
+    bob.ok(url, &["send", &alice.email, "two"]);
+    // Bob's commands with his new password, once he has it.
+    let bob_new = |args: &[&str]| -> Output {
+        bob.command(url)
+            .env("SEALPOST_PASSWORD", NEW)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // passwd: the current password is checked; the new one opens every message.
+    let wrong = bob
+        .command(url)
+        .env("SEALPOST_PASSWORD", "not the password")
+        .env("SEALPOST_NEW_PASSWORD", NEW)
+        .arg("passwd")
+        .output()
+        .unwrap();
+    failed(&wrong, "wrong password");
+    let changed = bob
+        .command(url)
+        .env("SEALPOST_NEW_PASSWORD", NEW)
+        .arg("passwd")
+        .output()
+        .unwrap();
+    assert!(changed.status.success(), "{changed:?}");
+    assert!(String::from_utf8_lossy(&changed.stdout).contains("Changed the password"));
+    failed(&bob.run(url, &["inbox"]), "wrong password");
+    let inbox = bob_new(&["inbox", "--json"]);
+    assert!(inbox.status.success(), "{inbox:?}");
+    assert_eq!(
+        texts(&String::from_utf8_lossy(&inbox.stdout)),
+        ["one", "two"]
+    );
+
+    // recover: Alice forgets her password and sets a new one on another device.
+    let phone = Person {
+        email: alice.email.clone(),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let recover = |key: &str| -> Output {
+        phone
+            .command(url)
+            .env("SEALPOST_RECOVERY_KEY", key)
+            .env("SEALPOST_NEW_PASSWORD", NEW)
+            .args(["recover", &alice.email])
+            .output()
+            .unwrap()
+    };
+    let mut typo: Vec<char> = recovery.chars().collect();
+    typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
+    failed(&recover(&typo.into_iter().collect::<String>()), "typo");
+    let recovered = recover(&recovery);
+    assert!(recovered.status.success(), "{recovered:?}");
+    assert!(String::from_utf8_lossy(&recovered.stdout).contains("Set a new password"));
+    let alice_new = |args: &[&str]| -> Output {
+        phone
+            .command(url)
+            .env("SEALPOST_PASSWORD", NEW)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let inbox = alice_new(&["inbox", "--json"]);
+    assert!(inbox.status.success(), "{inbox:?}");
+    assert_eq!(
+        texts(&String::from_utf8_lossy(&inbox.stdout)),
+        ["one", "two"]
+    );
+    // Her first device was signed out by the recovery.
+    failed(&alice.run(url, &["inbox"]), "signed out");
+
+    // rotate-keys: Bob's new key pair. Alice still holds his old key: her send is refused by
+    // the server as stale and shown as a key change, until she trusts the new key.
+    let rotated = bob_new(&["rotate-keys"]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("version 2"));
+    let refused = alice_new(&["send", &bob.email, "three"]);
+    assert!(!refused.status.success());
+    assert_key_change_warning(&refused, &bob.email);
+    assert!(alice_new(&["trust", &bob.email]).status.success());
+    assert!(alice_new(&["send", &bob.email, "three"]).status.success());
+    let inbox = bob_new(&["inbox", "--json"]);
+    assert_eq!(
+        texts(&String::from_utf8_lossy(&inbox.stdout)),
+        ["one", "two", "three"]
+    );
+
+    // delete-account: typing anything but the email keeps the account.
+    let mut delete = phone.command(url);
+    delete.env("SEALPOST_PASSWORD", NEW).arg("delete-account");
+    failed(&with_stdin(delete, "someone@else.test\n"), "not deleted");
+    let mut delete = phone.command(url);
+    delete.env("SEALPOST_PASSWORD", NEW).arg("delete-account");
+    let deleted = with_stdin(delete, &format!("{}\n", alice.email.to_uppercase()));
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert!(String::from_utf8_lossy(&deleted.stdout).contains("Deleted"));
+    failed(&alice_new(&["whoami"]), "no account");
+    // What she sent still opens for Bob; nothing more can be sent to her.
+    let inbox = bob_new(&["inbox", "--json"]);
+    assert_eq!(
+        texts(&String::from_utf8_lossy(&inbox.stdout)),
+        ["one", "two", "three"]
+    );
+    failed(&bob_new(&["send", &alice.email, "hello?"]), "unknown user");
+
+    // The address registers again, as a new user; and `--yes` deletes without asking.
+    let again = Person {
+        email: alice.email.clone(),
+        home: tempfile::tempdir().unwrap(),
+    };
+    again.ok(url, &["register", &alice.email, "--no-recovery-key"]);
+    let out = again.ok(url, &["delete-account", "--yes"]);
+    assert!(out.contains("Deleted"), "{out}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod helpers;
 mod support;
 
 mod kdf;
+mod lifecycle;
 mod replay;
 mod session;
 mod stream;

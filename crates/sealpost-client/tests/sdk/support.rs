@@ -20,6 +20,8 @@ pub struct Person {
     pub keystore: Arc<MemoryKeystore>,
     pub email: String,
     pub id: Uuid,
+    /// The recovery key's text, as registration showed it.
+    pub recovery_key: String,
 }
 
 impl Person {
@@ -56,6 +58,7 @@ pub async fn person(app: &TestApp, name: &str) -> Person {
         keystore,
         email,
         id: registration.user_id,
+        recovery_key: text.to_owned(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Key pinning (PROTOCOL §6): a key swapped behind the SDK's back is a `KeyChanged` error, never a
-//! message sealed to it, until the user trusts the new key.
+//! message sealed to it, until the user trusts the new key; a send seals to the pinned key and
+//! learns of a newer version from the server's 409 `stale_key`.
 
 use sealpost_client::Error;
 use sealpost_crypto::KeyPair;
@@ -21,8 +22,26 @@ both!(
         let mallory = KeyPair::generate();
         replace_key(&app, bob.id, mallory.public()).await;
 
-        for _ in 0..2 {
-            let refused = alice.client.send(&bob.email, "two").await;
+        // A send that skips the key check seals to the pinned key: the swap gains nothing.
+        let unverified = sealpost_client::SendOptions {
+            verify_key: false,
+            ..Default::default()
+        };
+        let sent = alice
+            .client
+            .send_with(&bob.email, "two", unverified)
+            .await
+            .unwrap();
+        assert_eq!(sent.to.public_key, pinned);
+
+        // Alice's next (checked) send fails with a key change, and from then on nothing is
+        // sealed to Bob until the user trusts a key.
+        let next_send = alice.client.send(&bob.email, "three").await.map(|s| s.to);
+        for refused in [
+            next_send,
+            alice.client.lookup(&bob.email).await,
+            alice.client.send(&bob.email, "three").await.map(|s| s.to),
+        ] {
             let Err(Error::KeyChanged(change)) = refused else {
                 panic!("expected a key change, got {refused:?}")
             };
@@ -33,9 +52,14 @@ both!(
             assert_eq!(change.safety_number.len(), 60);
             assert!(change.to_string().contains("has changed"), "{change}");
         }
-        // Nothing was sent meanwhile: Bob's mailbox holds only the first message.
+        // Bob's mailbox holds only what was sealed to his real key, and he opens it all.
         let bob_box = bob.client.fetch(0, None).await.unwrap();
-        assert_eq!(bob_box.messages.len(), 1);
+        let texts: Vec<_> = bob_box
+            .messages
+            .iter()
+            .map(|r| r.message.as_ref().unwrap().text.as_str())
+            .collect();
+        assert_eq!(texts, ["one", "two"]);
 
         // The safety numbers show both keys.
         let numbers = alice.client.safety_numbers(&bob.email).await.unwrap();
@@ -45,7 +69,7 @@ both!(
         // The user compares and accepts: sending works again, to the key now trusted.
         let trusted = alice.client.trust(&bob.email).await.unwrap();
         assert_eq!(trusted.public_key, *mallory.public());
-        let sent = alice.client.send(&bob.email, "three").await.unwrap();
+        let sent = alice.client.send(&bob.email, "four").await.unwrap();
         assert_eq!(sent.to.public_key, *mallory.public());
         let numbers = alice.client.safety_numbers(&bob.email).await.unwrap();
         assert!(numbers.pending.is_none());
