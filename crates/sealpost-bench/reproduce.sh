@@ -5,9 +5,10 @@
 #
 # Usage (from the workspace root): bash crates/sealpost-bench/reproduce.sh [sqlite] [postgres]
 # Environment: SERVER (a prebuilt sealpost binary), DURATION (15s), REPEAT (3), FILL (100000),
-# PGURL (postgres://postgres@127.0.0.1:5432), RESULTS (docs/perf/results.jsonl), COMMIT (the label
-# of the server's commit, when SERVER was not built from this tree). Traffic goes to 127.0.0.1 only; every server started here is
-# stopped by its PID, and the PostgreSQL database made here is dropped.
+# PGURL (postgres://postgres@127.0.0.1:5432), RESULTS (docs/perf/results.jsonl), STEPS
+# (table,push,sweep,idle,two-nodes), COMMIT (the label of the server's commit, when SERVER was not
+# built from this tree). Traffic goes to 127.0.0.1 only; every server started here is stopped by
+# its PID, and the PostgreSQL database made here is dropped.
 set -euo pipefail
 
 DURATION=${DURATION:-15s}

@@ -66,6 +66,10 @@ impl Outcome {
         for w in windows {
             total.merge(w);
         }
+        let mut extra = Map::new();
+        if timing.rate.is_some() {
+            extra.insert("unsent".into(), json!(total.unsent));
+        }
         let kinds = if kinds.len() > 1 {
             kinds
                 .iter()
@@ -85,7 +89,7 @@ impl Outcome {
             errors: total.errors,
             cpu,
             server_rss_kib: None,
-            extra: Map::new(),
+            extra,
         }
     }
 

@@ -123,7 +123,17 @@ async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedul
                 *due += gap;
                 let now = Instant::now();
                 if now >= s.end {
-                    // So far behind that the run is over: what is still due is not sent.
+                    // So far behind that the run is over: what is still due is not sent, but it
+                    // waited at least until now, which is recorded as its latency (a lower
+                    // bound), so that an overloaded server cannot look fast by answering little.
+                    let mut unsent = this;
+                    while unsent < s.end {
+                        if let Some(w) = s.window_of(unsent) {
+                            record(&mut windows[w].ops[*kind], now - unsent);
+                            windows[w].unsent += 1;
+                        }
+                        unsent += gap;
+                    }
                     break;
                 }
                 if now >= this {

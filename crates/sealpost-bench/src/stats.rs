@@ -83,6 +83,9 @@ impl Errors {
 pub struct Window {
     pub ops: Vec<Histogram<u64>>,
     pub completed: u64,
+    /// Open loop only: requests due in the window that were never sent, the server having
+    /// fallen too far behind (their wait until the end is in the histograms).
+    pub unsent: u64,
     pub errors: Errors,
 }
 
@@ -91,6 +94,7 @@ impl Window {
         Window {
             ops: (0..kinds).map(|_| histogram()).collect(),
             completed: 0,
+            unsent: 0,
             errors: Errors::default(),
         }
     }
@@ -101,6 +105,7 @@ impl Window {
             let _ = a.add(b);
         }
         self.completed += other.completed;
+        self.unsent += other.unsent;
         self.errors.merge(&other.errors);
     }
 

@@ -181,7 +181,7 @@ pub async fn push(
             "other"
         }),
     );
-    outcome.extra = extra;
+    outcome.extra.extend(extra);
     Ok(outcome)
 }
 
