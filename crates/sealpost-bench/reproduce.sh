@@ -7,7 +7,7 @@
 # Environment: SERVER (a prebuilt sealpost binary), DURATION (15s), REPEAT (3), FILL (100000),
 # PGURL (postgres://postgres@127.0.0.1:5432), RESULTS (docs/perf/results.jsonl), STEPS
 # (table,push,sweep,idle,two-nodes), COMMIT (the label of the server's commit, when SERVER was not
-# built from this tree). Traffic goes to 127.0.0.1 only; every server started here is stopped by
+# built from this tree), CHARTS (where the SVGs go, docs/perf; empty: none). Traffic goes to 127.0.0.1 only; every server started here is stopped by
 # its PID, and the PostgreSQL database made here is dropped.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ REPEAT=${REPEAT:-3}
 FILL=${FILL:-100000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 RESULTS=${RESULTS:-docs/perf/results.jsonl}
+CHARTS=${CHARTS-docs/perf}
 PORT_A=${PORT_A:-18080}
 PORT_B=${PORT_B:-18081}
 STEPS=${STEPS:-table,push,sweep,idle,two-nodes}
@@ -109,4 +110,6 @@ for backend in "${BACKENDS[@]}"; do
     *) echo "unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
   esac
 done
-"$BENCH" chart --input "$RESULTS" --out docs/perf
+if [ -n "$CHARTS" ]; then
+  "$BENCH" chart --input "$RESULTS" --out "$CHARTS"
+fi

@@ -10,6 +10,11 @@ pub fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends the base64url (no padding) of `bytes` to `out`, without a separate allocation.
+pub fn encode_into(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
 /// Decodes canonical base64url without padding; refuses `=`, `+`, `/`, whitespace, a length of
 /// 1 mod 4 and non-zero unused bits, with a message that says which.
 pub fn decode(text: &str) -> Result<Vec<u8>, Error> {

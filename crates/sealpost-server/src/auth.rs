@@ -142,15 +142,11 @@ async fn login(
         None => (None, &[0u8; 32][..]),
     };
     let matches: bool = presented.ct_eq(stored).into();
-    let Some(user_id) = user_id.filter(|_| matches) else {
+    let (Some(user_id), Some(credentials)) = (user_id.filter(|_| matches), credentials) else {
         state.rate.failed(&email);
         return Err(ApiError::unauthenticated("wrong email or password"));
     };
-    let keyring = state
-        .store
-        .keyring(user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
+    let keyring = credentials.keyring;
     let now = now_ms();
     let (refresh_token, refresh_hash) = new_opaque_token();
     let session_id = state

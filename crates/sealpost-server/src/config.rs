@@ -66,6 +66,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_DB_POOL", default_value_t = 16)]
     pub db_pool: u32,
 
+    /// MiB of memory for the newest-page cache (each mailbox's newest page, served only after
+    /// the database confirms the mailbox is unchanged); 0 turns it off.
+    #[arg(long, env = "SEALPOST_PAGE_CACHE_MIB", default_value_t = 16)]
+    pub page_cache_mib: usize,
+
     /// Seconds a new stream has to send its `auth` frame.
     #[arg(long, env = "SEALPOST_STREAM_AUTH_TIMEOUT", default_value_t = 10)]
     pub stream_auth_timeout: u64,

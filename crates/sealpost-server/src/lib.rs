@@ -39,12 +39,14 @@ mod limits;
 mod messages;
 mod metrics;
 mod ops;
+pub mod pages;
 mod state;
 pub mod store;
 mod stream;
 pub mod tokens;
 mod users;
 mod validate;
+mod wire;
 
 pub use config::ServeArgs;
 pub use error::ApiError;

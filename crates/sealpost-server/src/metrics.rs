@@ -1,6 +1,7 @@
 //! Prometheus metrics, in the text exposition format: requests by route and status, a latency
 //! histogram, messages stored, the database pool and the streams.
 
+use crate::pages::PageCache;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +64,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self, backend: &str, pool: (u32, usize)) -> String {
+    pub fn render(&self, backend: &str, pool: (u32, usize), pages: &PageCache) -> String {
         let mut out = String::with_capacity(4096);
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         out.push_str(
@@ -166,7 +167,7 @@ impl Metrics {
             &mut out,
             "sealpost_group_commits_total",
             "counter",
-            "SQLite transactions that stored sends (group commit).",
+            "Transactions that stored sends (group commit).",
             load(&self.group_commits),
         );
         gauge(
@@ -175,6 +176,27 @@ impl Metrics {
             "counter",
             "Sends stored by those transactions.",
             load(&self.group_committed_sends),
+        );
+        gauge(
+            &mut out,
+            "sealpost_page_cache_hits_total",
+            "counter",
+            "Newest pages served from the page cache (after checking the mailbox's version).",
+            load(&pages.hits),
+        );
+        gauge(
+            &mut out,
+            "sealpost_page_cache_misses_total",
+            "counter",
+            "Newest pages read from the database.",
+            load(&pages.misses),
+        );
+        gauge(
+            &mut out,
+            "sealpost_page_cache_bytes",
+            "gauge",
+            "Bytes of page bodies the page cache holds.",
+            pages.bytes().to_string(),
         );
         let _ = writeln!(
             out,

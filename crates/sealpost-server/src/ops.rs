@@ -44,9 +44,11 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Status>> {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
-        .metrics
-        .render(state.store.backend(), state.store.pool_usage());
+    let body = state.metrics.render(
+        state.store.backend(),
+        state.store.pool_usage(),
+        &state.pages,
+    );
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -15,6 +15,7 @@ use crate::extract::Auth;
 use crate::hub::Hub;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::pages::PageCache;
 use crate::store::{now_ms, Store};
 use crate::tokens::{random_secret, JwtKey};
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Group commit of sends.
     pub batcher: SendBatcher,
+    /// Each mailbox's newest page.
+    pub pages: Arc<PageCache>,
 }
 
 /// The server secret behind the fake `prelogin` salts of unknown emails.
@@ -111,6 +114,7 @@ impl AppState {
             metrics: Arc::clone(&metrics),
             hub: Arc::new(Hub::default()),
             batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics)),
+            pages: Arc::new(PageCache::new(config.page_cache_mib << 20)),
             jwt: Arc::new(JwtKey::new(jwt_secret)),
             prelogin_key: Arc::new(PreloginKey(Zeroizing::new(prelogin))),
             config: Arc::new(config),

@@ -28,9 +28,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::ApiError;
 use crate::extract::Auth;
 use crate::hub::{Control, Subscription};
-use crate::messages::MessageWire;
 use crate::state::AppState;
 use crate::store::{now_ms, Cursor};
+use crate::wire;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
@@ -61,9 +61,8 @@ struct AuthFrame {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum ServerFrame<'a> {
+enum ServerFrame {
     Ready { after: i64 },
-    Message { message: &'a MessageWire },
 }
 
 /// The live stream of the caller's mailbox: a WebSocket; authenticate in the first frame,
@@ -77,6 +76,9 @@ async fn stream(
     match ws {
         Ok(ws) => ws
             .max_message_size(16 * 1024)
+            // Clients send one auth frame and pongs: tungstenite's default 128 KiB read buffer,
+            // allocated up front, was nearly all of an idle stream's memory.
+            .read_buffer_size(4 * 1024)
             .on_upgrade(move |socket| async move { serve_stream(state, socket).await })
             .into_response(),
         Err(e) => {
@@ -252,11 +254,7 @@ async fn deliver(
                 };
                 more = entries.len() == room;
                 for e in &entries {
-                    let frame = serde_json::to_string(&ServerFrame::Message {
-                        message: &MessageWire::from(e),
-                    })
-                    .unwrap_or_default();
-                    if queue.try_send(Out::Frame(frame)).is_err() {
+                    if queue.try_send(Out::Frame(wire::message_frame(e))).is_err() {
                         return None;
                     }
                     sent = e.seq;

@@ -209,12 +209,9 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
 
 /// RFC 3339 UTC with milliseconds, from Unix milliseconds.
 pub fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&fmt).unwrap_or_default()
+    let mut out = String::with_capacity(24);
+    crate::wire::rfc3339_into(&mut out, ms);
+    out
 }
 
 #[cfg(test)]

@@ -428,3 +428,127 @@ both!(delete_only_own_entries, |app: TestApp| async move {
     // A deleted entry leaves its number unused.
     assert_eq!(alice.api.send(&send_req(bob.id)).await.unwrap().seq, 3);
 });
+
+/// The newest-page cache: a page is served again only while its mailbox is unchanged.
+fn newest(limit: u32) -> Page {
+    Page::Before {
+        before: i64::MAX,
+        limit: Some(limit),
+    }
+}
+
+async fn newest_ids(user: &TestUser, limit: u32) -> Vec<uuid::Uuid> {
+    let page = user.api.messages(newest(limit)).await.unwrap();
+    page.messages.into_iter().map(|m| m.id).collect()
+}
+
+/// The `sealpost_page_cache_hits_total` counter of a node.
+async fn page_cache_hits(app: &TestApp) -> u64 {
+    let metrics = app.api().metrics().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sealpost_page_cache_hits_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the metrics have sealpost_page_cache_hits_total")
+}
+
+both!(
+    newest_page_cache_follows_every_change,
+    |app: TestApp| async move {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let a = alice.api.send(&send_req(bob.id)).await.unwrap();
+        let b = alice.api.send(&send_req(bob.id)).await.unwrap();
+        let hits = page_cache_hits(&app).await;
+        let newest_two = || {
+            bob.api.raw(
+                Method::GET,
+                "/v1/messages?before=9223372036854775807&limit=2",
+                RawBody::None,
+            )
+        };
+        let read = newest_two().await.unwrap();
+        assert_eq!(page_cache_hits(&app).await, hits);
+        // The same page again comes from the cache: the same bytes the database read gave.
+        let cached = newest_two().await.unwrap();
+        assert_eq!(page_cache_hits(&app).await, hits + 1);
+        assert_eq!((read.status, cached.status), (200, 200));
+        assert_eq!(cached.text, read.text);
+        assert_eq!(read.json["next_before"], a.seq);
+        assert_eq!(newest_ids(&bob, 2).await, vec![b.id, a.id]);
+        // Another limit is another page.
+        assert_eq!(newest_ids(&bob, 1).await, vec![b.id]);
+        // A send shows at once.
+        let c = alice.api.send(&send_req(bob.id)).await.unwrap();
+        assert_eq!(newest_ids(&bob, 2).await, vec![c.id, b.id]);
+        // So does a deletion, which does not move the mailbox's last seq.
+        bob.api.delete_message(c.id).await.unwrap();
+        assert_eq!(newest_ids(&bob, 2).await, vec![b.id, a.id]);
+        // Paging back from a bound inside the mailbox is never cached, and stays right.
+        let older = bob
+            .api
+            .messages(Page::Before {
+                before: b.seq,
+                limit: Some(2),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            older.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![a.id]
+        );
+        // A sender copy changes the sender's own mailbox.
+        assert!(newest_ids(&alice, 2).await.is_empty());
+        let mut with_copy = send_req(bob.id);
+        with_copy.sender_copy = Some(SenderCopy {
+            ciphertext: ciphertext(1),
+            key_version: 1,
+        });
+        let d = alice.api.send(&with_copy).await.unwrap();
+        assert_eq!(newest_ids(&alice, 2).await.len(), 1);
+        assert_eq!(newest_ids(&bob, 1).await, vec![d.id]);
+    }
+);
+
+/// Two nodes on one PostgreSQL database: node B's cached page never outlives a change made
+/// through node A, with no wait for a notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_page_cache_is_right_on_every_node() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let node_b = app.second_node().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut bob_on_b = node_b.api();
+    bob_on_b.set_token(bob.api.token().map(str::to_owned));
+    let ids = |page: sealpost_client::api::MessagePage| {
+        page.messages.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    let a = alice.api.send(&send_req(bob.id)).await.unwrap();
+    let b = alice.api.send(&send_req(bob.id)).await.unwrap();
+    assert_eq!(
+        ids(bob_on_b.messages(newest(5)).await.unwrap()),
+        vec![b.id, a.id]
+    );
+    let hits = page_cache_hits(&node_b).await;
+    assert_eq!(
+        ids(bob_on_b.messages(newest(5)).await.unwrap()),
+        vec![b.id, a.id]
+    );
+    assert_eq!(
+        page_cache_hits(&node_b).await,
+        hits + 1,
+        "node B cached the page"
+    );
+    // Changed through node A; node B's very next answer has the change.
+    bob.api.delete_message(b.id).await.unwrap();
+    assert_eq!(ids(bob_on_b.messages(newest(5)).await.unwrap()), vec![a.id]);
+    let c = alice.api.send(&send_req(bob.id)).await.unwrap();
+    assert_eq!(
+        ids(bob_on_b.messages(newest(5)).await.unwrap()),
+        vec![c.id, a.id]
+    );
+    node_b.stop().await;
+    app.stop().await;
+}
