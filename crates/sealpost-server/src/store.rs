@@ -43,123 +43,6 @@ macro_rules! notify {
     };
 }
 
-/// One send inside the transaction `$tx`: takes the next `seq` of each mailbox touched (in a
-/// fixed order, so that two opposite sends never deadlock), checks key versions, stores the entry
-/// and its sender copy. Evaluates to the recipient's entry, or `return`s the refusal (the caller
-/// rolls back what it wrote).
-macro_rules! send_one {
-    ($store:expr, $tx:ident, $m:expr, $rid:expr, $cid:expr) => {{
-            // Take the mailbox counters in a fixed order, so two opposite sends never deadlock.
-            let mut boxes = vec![$m.recipient];
-            if $m.sender_copy.is_some() && $m.sender != $m.recipient {
-                boxes.push($m.sender);
-            }
-            boxes.sort();
-            let mut recipient_seq = None;
-            let mut recipient_version = None;
-            let mut sender_seq = None;
-            let mut sender_version = None;
-            for mailbox in &boxes {
-                let row = sqlx::query(
-                    "UPDATE users SET last_seq = last_seq + 1 WHERE id = $1 AND deleted_at IS NULL \
-                     RETURNING last_seq, key_version",
-                )
-                .bind(mailbox)
-                .fetch_optional(&mut *$tx)
-                .await?;
-                let Some(row) = row else {
-                    let refusal = if *mailbox == $m.recipient {
-                        SendRefused::UnknownRecipient
-                    } else {
-                        SendRefused::SenderGone
-                    };
-                    return Ok(Err(refusal));
-                };
-                let seq: i64 = row.try_get("last_seq")?;
-                let version: i64 = row.try_get("key_version")?;
-                if *mailbox == $m.recipient {
-                    recipient_seq = Some(seq);
-                    recipient_version = Some(version);
-                }
-                if *mailbox == $m.sender {
-                    sender_seq = Some(seq);
-                    sender_version = Some(version);
-                }
-            }
-            let (Some(recipient_seq), Some(recipient_version)) = (recipient_seq, recipient_version) else {
-                return Ok(Err(SendRefused::UnknownRecipient));
-            };
-            let sender_version = match sender_version {
-                Some(v) => v,
-                None => {
-                    let v: Option<i64> =
-                        sqlx::query_scalar("SELECT key_version FROM users WHERE id = $1 AND deleted_at IS NULL")
-                            .bind($m.sender)
-                            .fetch_optional(&mut *$tx)
-                            .await?;
-                    match v {
-                        Some(v) => v,
-                        None => return Ok(Err(SendRefused::SenderGone)),
-                    }
-                }
-            };
-            if $m.key_version != recipient_version {
-                return Ok(Err(SendRefused::Stale("key_version")));
-            }
-            if $m.sender_key_version != sender_version {
-                return Ok(Err(SendRefused::Stale("sender_key_version")));
-            }
-            if let Some((_, v)) = &$m.sender_copy {
-                if *v != sender_version {
-                    return Ok(Err(SendRefused::Stale("sender_copy.key_version")));
-                }
-            }
-            let insert = "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
-                          sender_key_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-            sqlx::query(insert)
-                .bind($rid)
-                .bind($m.recipient)
-                .bind(recipient_seq)
-                .bind($m.sender)
-                .bind($m.recipient)
-                .bind(&$m.ciphertext)
-                .bind($m.key_version)
-                .bind($m.sender_key_version)
-                .bind($m.now)
-                .execute(&mut *$tx)
-                .await?;
-            if let (Some((copy, v)), Some(seq)) = (&$m.sender_copy, sender_seq) {
-                sqlx::query(insert)
-                    .bind($cid)
-                    .bind($m.sender)
-                    .bind(seq)
-                    .bind($m.sender)
-                    .bind($m.recipient)
-                    .bind(copy)
-                    .bind(v)
-                    .bind(v)
-                    .bind($m.now)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            notify!($store, $tx, notification::stored($m.recipient));
-            if sender_seq.is_some() && $m.sender_copy.is_some() {
-                notify!($store, $tx, notification::stored($m.sender));
-            }
-            Ok(Ok(Entry {
-                id: $rid,
-                mailbox: $m.recipient,
-                seq: recipient_seq,
-                sender: $m.sender,
-                recipient: $m.recipient,
-                ciphertext: $m.ciphertext.clone(),
-                key_version: $m.key_version,
-                sender_key_version: $m.sender_key_version,
-                created_at: $m.now,
-            }))
-    }};
-}
-
 /// Numbered migrations, per backend, applied in order at start-up.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
@@ -178,6 +61,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../migrations/postgres/0003_mailbox_rev.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_messages_mailbox_fk.sql"),
     ),
 ];
 
@@ -806,31 +693,47 @@ impl Store {
         &self,
         batch: &[NewMessage],
     ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
-        if let Store::Postgres(pool) = self {
-            return send_batch_pg(pool, batch).await;
-        }
-        on!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut results = Vec::with_capacity(batch.len());
-            for m in batch {
-                let (rid, cid) = (Uuid::now_v7(), Uuid::now_v7());
-                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-                let outcome: Result<Result<Entry, SendRefused>, sqlx::Error> =
-                    async { send_one!(self, sp, m, rid, cid) }.await;
-                match outcome? {
-                    Ok(entry) => {
-                        sp.commit().await?;
-                        results.push(Ok(entry));
-                    }
-                    Err(refused) => {
-                        sp.rollback().await?;
-                        results.push(Err(refused));
-                    }
+        let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
+        involved.sort();
+        involved.dedup();
+        match self {
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Locked in id order, so that two nodes' batches never deadlock.
+                let accounts: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+                    "SELECT id, key_version, last_seq FROM users WHERE id = ANY($1) AND deleted_at IS NULL \
+                     ORDER BY id FOR UPDATE",
+                )
+                .bind(&involved)
+                .fetch_all(&mut *tx)
+                .await?;
+                let plan = plan_batch(batch, &accounts);
+                if !plan.rows.id.is_empty() {
+                    write_batch_pg(&mut tx, &plan).await?;
                 }
+                tx.commit().await?;
+                Ok(plan.results)
             }
-            tx.commit().await?;
-            Ok(results)
-        })
+            Store::Sqlite(pool) => {
+                // IMMEDIATE: the write lock first, so that the read below cannot go stale.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let sql = format!(
+                    "SELECT id, key_version, last_seq FROM users WHERE deleted_at IS NULL AND id IN ({})",
+                    placeholders(1, involved.len())
+                );
+                let mut read = sqlx::query_as(&sql);
+                for id in &involved {
+                    read = read.bind(id);
+                }
+                let accounts: Vec<(Uuid, i64, i64)> = read.fetch_all(&mut *tx).await?;
+                let plan = plan_batch(batch, &accounts);
+                if !plan.rows.id.is_empty() {
+                    write_batch_sqlite(&mut tx, &plan).await?;
+                }
+                tx.commit().await?;
+                Ok(plan.results)
+            }
+        }
     }
 
     /// A page of a mailbox: ascending after a `seq`, or descending before one.
@@ -1112,33 +1015,30 @@ impl Store {
     }
 }
 
-/// [`Store::send_batch`] on PostgreSQL: six round trips for the whole batch.
-async fn send_batch_pg(
-    pool: &Pool<Postgres>,
-    batch: &[NewMessage],
-) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
-    let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
-    involved.sort();
-    involved.dedup();
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-        "SELECT id, key_version, last_seq FROM users WHERE id = ANY($1) AND deleted_at IS NULL \
-         ORDER BY id FOR UPDATE",
-    )
-    .bind(&involved)
-    .fetch_all(&mut *tx)
-    .await?;
+/// What a batch of sends writes, worked out from its accounts' rows (id, newest key version,
+/// last seq), which the transaction holds locked.
+struct BatchPlan {
+    /// Per send, in order: its entry, or why it was refused.
+    results: Vec<Result<Entry, SendRefused>>,
+    /// The entries to insert (each send's, and its sender copy).
+    rows: EntryColumns,
+    /// The mailboxes whose last seq moved, with the new value.
+    bumped: Vec<(Uuid, i64)>,
+}
+
+/// Checks each send against its accounts as the sends before it in the batch left them, and
+/// numbers its entries with the next seqs of their mailboxes. No I/O: both backends share it.
+fn plan_batch(batch: &[NewMessage], accounts: &[(Uuid, i64, i64)]) -> BatchPlan {
     // id -> (newest key version, last seq assigned)
-    let mut accounts: std::collections::HashMap<Uuid, (i64, i64)> = rows
+    let mut state: std::collections::HashMap<Uuid, (i64, i64)> = accounts
         .iter()
         .map(|(id, v, last)| (*id, (*v, *last)))
         .collect();
-    let before = accounts.clone();
     let mut rows = EntryColumns::default();
     let mut results = Vec::with_capacity(batch.len());
     for m in batch {
         let (Some(&(recipient_version, _)), sender) =
-            (accounts.get(&m.recipient), accounts.get(&m.sender))
+            (state.get(&m.recipient), state.get(&m.sender))
         else {
             results.push(Err(SendRefused::UnknownRecipient));
             continue;
@@ -1165,7 +1065,7 @@ async fn send_batch_pg(
             continue;
         }
         let mut next_seq = |mailbox: Uuid| {
-            let account = accounts.entry(mailbox).or_insert((0, 0));
+            let account = state.entry(mailbox).or_insert((0, 0));
             account.1 += 1;
             account.1
         };
@@ -1197,40 +1097,110 @@ async fn send_batch_pg(
         }
         results.push(Ok(entry));
     }
-    if !rows.id.is_empty() {
-        let (bumped, last): (Vec<Uuid>, Vec<i64>) = accounts
-            .iter()
-            .filter(|(id, (_, last))| before.get(id).map(|b| b.1) != Some(*last))
-            .map(|(id, (_, last))| (*id, *last))
-            .unzip();
-        let notes: Vec<String> = bumped.iter().map(|id| notification::stored(*id)).collect();
-        // One statement, one round trip: the seqs, the entries and the notifications.
-        sqlx::query(
-            "WITH bump AS (UPDATE users SET last_seq = v.last FROM UNNEST($1::uuid[], $2::int8[]) AS v(id, last) \
-             WHERE users.id = v.id), \
-             ins AS (INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
-             sender_key_version, created_at) SELECT * FROM UNNEST($3::uuid[], $4::uuid[], $5::int8[], $6::uuid[], \
-             $7::uuid[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[])) \
-             SELECT pg_notify($12, n) FROM UNNEST($13::text[]) AS n",
-        )
-        .bind(&bumped)
-        .bind(&last)
-        .bind(&rows.id)
-        .bind(&rows.mailbox)
-        .bind(&rows.seq)
-        .bind(&rows.sender)
-        .bind(&rows.recipient)
-        .bind(&rows.ciphertext)
-        .bind(&rows.key_version)
-        .bind(&rows.sender_key_version)
-        .bind(&rows.created_at)
-        .bind(crate::hub::CHANNEL)
-        .bind(&notes)
-        .execute(&mut *tx)
-        .await?;
+    let bumped = accounts
+        .iter()
+        .filter_map(|(id, _, before)| {
+            let last = state.get(id).map_or(*before, |s| s.1);
+            (last != *before).then_some((*id, last))
+        })
+        .collect();
+    BatchPlan {
+        results,
+        rows,
+        bumped,
     }
-    tx.commit().await?;
-    Ok(results)
+}
+
+/// A batch's writes on PostgreSQL in one statement, one round trip: the seqs, the entries (one
+/// UNNEST insert) and the notifications (sent at commit).
+async fn write_batch_pg(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    let (ids, last): (Vec<Uuid>, Vec<i64>) = plan.bumped.iter().copied().unzip();
+    let notes: Vec<String> = ids.iter().map(|id| notification::stored(*id)).collect();
+    let rows = &plan.rows;
+    sqlx::query(
+        "WITH bump AS (UPDATE users SET last_seq = v.last FROM UNNEST($1::uuid[], $2::int8[]) AS v(id, last) \
+         WHERE users.id = v.id), \
+         ins AS (INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
+         sender_key_version, created_at) SELECT * FROM UNNEST($3::uuid[], $4::uuid[], $5::int8[], $6::uuid[], \
+         $7::uuid[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[])) \
+         SELECT pg_notify($12, n) FROM UNNEST($13::text[]) AS n",
+    )
+    .bind(&ids)
+    .bind(&last)
+    .bind(&rows.id)
+    .bind(&rows.mailbox)
+    .bind(&rows.seq)
+    .bind(&rows.sender)
+    .bind(&rows.recipient)
+    .bind(&rows.ciphertext)
+    .bind(&rows.key_version)
+    .bind(&rows.sender_key_version)
+    .bind(&rows.created_at)
+    .bind(crate::hub::CHANNEL)
+    .bind(&notes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A batch's writes on SQLite: one UPDATE for the seqs and one multi-row INSERT (SQLite has no
+/// arrays; a batch of at most 256 sends binds at most 4,608 values, well under its limit).
+async fn write_batch_sqlite(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    let n = plan.bumped.len();
+    let sql = format!(
+        "UPDATE users SET last_seq = CASE id {} END WHERE id IN ({})",
+        (0..n)
+            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(" "),
+        placeholders(2 * n + 1, n)
+    );
+    let mut update = sqlx::query(&sql);
+    for (id, last) in &plan.bumped {
+        update = update.bind(id).bind(last);
+    }
+    for (id, _) in &plan.bumped {
+        update = update.bind(id);
+    }
+    update.execute(&mut **tx).await?;
+    let rows = &plan.rows;
+    let sql = format!(
+        "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, sender_key_version, \
+         created_at) VALUES {}",
+        (0..rows.id.len())
+            .map(|i| format!("({})", placeholders(9 * i + 1, 9)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut insert = sqlx::query(&sql);
+    for i in 0..rows.id.len() {
+        insert = insert
+            .bind(rows.id[i])
+            .bind(rows.mailbox[i])
+            .bind(rows.seq[i])
+            .bind(rows.sender[i])
+            .bind(rows.recipient[i])
+            .bind(&rows.ciphertext[i])
+            .bind(rows.key_version[i])
+            .bind(rows.sender_key_version[i])
+            .bind(rows.created_at[i]);
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `$first, $first+1, …` (`count` of them), for statements built to a batch's size.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Mailbox entries as columns, for one multi-row insert.
@@ -1281,4 +1251,79 @@ pub enum UserRef<'a> {
 pub fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(from: u128, to: u128, key_version: i64, copy: bool) -> NewMessage {
+        NewMessage {
+            sender: Uuid::from_u128(from),
+            recipient: Uuid::from_u128(to),
+            ciphertext: vec![to as u8],
+            key_version,
+            sender_key_version: 1,
+            sender_copy: copy.then(|| (vec![from as u8], 1)),
+            now: 7,
+        }
+    }
+
+    #[test]
+    fn a_batch_numbers_each_mailbox_on_from_its_last_seq_and_skips_refusals() {
+        // Accounts 1 and 2 (key version 1, last seqs 10 and 20); 3 does not exist; 4 has rotated.
+        let accounts = [
+            (Uuid::from_u128(1), 1, 10),
+            (Uuid::from_u128(2), 1, 20),
+            (Uuid::from_u128(4), 2, 40),
+        ];
+        let batch = [
+            send(1, 2, 1, false), // 2 gets 21
+            send(1, 3, 1, false), // no such recipient
+            send(1, 2, 2, false), // stale recipient key: takes no seq
+            send(1, 2, 1, true),  // 2 gets 22, and 1 gets 11 for the sender copy
+            send(3, 2, 1, false), // the sender is gone
+            send(1, 4, 2, false), // 4 gets 41
+            send(2, 2, 1, true),  // a note to self: one entry, 23
+        ];
+        let plan = plan_batch(&batch, &accounts);
+        let seqs: Vec<_> = plan
+            .results
+            .iter()
+            .map(|r| match r {
+                Ok(e) => Ok(e.seq),
+                Err(SendRefused::UnknownRecipient) => Err("unknown"),
+                Err(SendRefused::SenderGone) => Err("gone"),
+                Err(SendRefused::Stale(field)) => Err(*field),
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                Ok(21),
+                Err("unknown"),
+                Err("key_version"),
+                Ok(22),
+                Err("gone"),
+                Ok(41),
+                Ok(23)
+            ]
+        );
+        let written: Vec<_> = plan
+            .rows
+            .mailbox
+            .iter()
+            .zip(&plan.rows.seq)
+            .map(|(m, s)| (m.as_u128(), *s))
+            .collect();
+        assert_eq!(written, [(2, 21), (2, 22), (1, 11), (4, 41), (2, 23)]);
+        // The sender copy is sealed to the sender's key version and holds the copy.
+        assert_eq!(plan.rows.ciphertext[2], vec![1]);
+        let bumped: Vec<_> = plan
+            .bumped
+            .iter()
+            .map(|(id, s)| (id.as_u128(), *s))
+            .collect();
+        assert_eq!(bumped, [(1, 11), (2, 23), (4, 41)]);
+    }
 }
