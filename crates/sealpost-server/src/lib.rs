@@ -168,7 +168,7 @@ pub async fn run(
         store::Store::Postgres(pool) => {
             Some(tokio::spawn(hub::listen(pool.clone(), Arc::clone(&hub))))
         }
-        store::Store::Sqlite(_) => None,
+        store::Store::Sqlite(..) => None,
     };
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, service)

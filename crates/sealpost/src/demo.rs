@@ -67,7 +67,7 @@ async fn exchange(base: &str, store: &Store, db: &std::path::Path) -> anyhow::Re
     );
 
     println!("== What the server stored (the row, read back from the database file)");
-    let Store::Sqlite(pool) = store else {
+    let Store::Sqlite(pool, _) = store else {
         bail!("the demo runs on SQLite");
     };
     let row: (Vec<u8>, i64, i64) = sqlx::query_as(

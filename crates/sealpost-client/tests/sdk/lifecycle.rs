@@ -485,7 +485,7 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 
 async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
     match &app.store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql)
+        Store::Sqlite(pool, _) => sqlx::query_scalar(sql)
             .bind(id)
             .fetch_one(pool)
             .await

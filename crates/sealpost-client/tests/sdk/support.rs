@@ -67,7 +67,7 @@ pub async fn replace_key(app: &TestApp, user_id: Uuid, key: &PublicKey) {
     let sql = "UPDATE user_keys SET public_key = $1 WHERE user_id = $2 AND key_version = 1";
     let bytes = key.as_bytes().to_vec();
     let updated = match &app.store {
-        Store::Sqlite(pool) => sqlx::query(sql)
+        Store::Sqlite(pool, _) => sqlx::query(sql)
             .bind(bytes)
             .bind(user_id)
             .execute(pool)

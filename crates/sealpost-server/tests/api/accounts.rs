@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 async fn count_users(app: &TestApp) -> i64 {
     match &app.store {
-        sealpost_server::store::Store::Sqlite(p) => {
+        sealpost_server::store::Store::Sqlite(p, _) => {
             sqlx::query_scalar("SELECT COUNT(*) FROM users")
                 .fetch_one(p)
                 .await

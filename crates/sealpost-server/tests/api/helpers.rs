@@ -397,7 +397,7 @@ pub async fn database_text(app: &TestApp) -> String {
     use sqlx::Row as _;
     let mut out = String::new();
     match &app.store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             let tables: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
                     .fetch_all(pool)

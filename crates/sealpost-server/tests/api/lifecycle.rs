@@ -401,7 +401,7 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 
 async fn count(app: &TestApp, sql: &str, id: uuid::Uuid) -> i64 {
     match &app.store {
-        sealpost_server::store::Store::Sqlite(p) => {
+        sealpost_server::store::Store::Sqlite(p, _) => {
             sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap()
         }
         sealpost_server::store::Store::Postgres(p) => {

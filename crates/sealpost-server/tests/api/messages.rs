@@ -19,7 +19,7 @@ fn send_req(to: uuid::Uuid) -> SendRequest {
 
 async fn count_entries(app: &TestApp) -> i64 {
     match &app.store {
-        sealpost_server::store::Store::Sqlite(p) => {
+        sealpost_server::store::Store::Sqlite(p, _) => {
             sqlx::query_scalar("SELECT COUNT(*) FROM messages")
                 .fetch_one(p)
                 .await
