@@ -113,7 +113,8 @@ impl AppState {
             rate: Arc::new(RateLimiter::new(&config)),
             metrics: Arc::clone(&metrics),
             hub: Arc::new(Hub::default()),
-            batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics)),
+            batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics))
+                .context("cannot start the send writer")?,
             pages: Arc::new(PageCache::new(config.page_cache_mib << 20)),
             jwt: Arc::new(JwtKey::new(jwt_secret)),
             prelogin_key: Arc::new(PreloginKey(Zeroizing::new(prelogin))),

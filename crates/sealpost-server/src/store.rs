@@ -241,6 +241,33 @@ macro_rules! entry_from_row {
     }};
 }
 
+fn sqlite_pool(size: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        // An embedded connection does not break: no ping before each use.
+        .test_before_acquire(false)
+}
+
+fn pg_pool(size: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection before handing it out: a round trip more for every query
+        // (the send path's BEGIN took 0.5 ms under load). Ping only a connection that sat idle,
+        // which is the one a database restart may have broken; one in use that breaks fails its
+        // query and is dropped.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(5) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Every deletion from a mailbox raises its version, in the deletion's transaction.
 const BUMP_MAILBOX_REV: &str = "UPDATE users SET mailbox_rev = mailbox_rev + 1 WHERE id = $1";
 
@@ -258,11 +285,7 @@ impl Store {
                 // Deleted rows (a deleted account) are overwritten, not left in free pages.
                 .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(pool_size.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                // An embedded connection does not break: no ping before each use.
-                .test_before_acquire(false)
+            let pool = sqlite_pool(pool_size)
                 .connect_with(options)
                 .await
                 .with_context(|| format!("cannot open the SQLite database {url}"))?;
@@ -278,22 +301,7 @@ impl Store {
             }
             Store::Sqlite(pool, WriteLock::default())
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(pool_size.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                // sqlx pings every connection before handing it out: a round trip more for every
-                // query (the send path's BEGIN took 0.5 ms under load). Ping only a connection
-                // that sat idle, which is the one a database restart may have broken; one in use
-                // that breaks fails its query and is dropped.
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for >= Duration::from_secs(5) {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                })
+            let pool = pg_pool(pool_size)
                 .connect(url)
                 .await
                 .context("cannot connect to PostgreSQL")?;
@@ -303,6 +311,21 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A store of its own for a task on another runtime (the send writer's): one connection,
+    /// made lazily on that runtime with the same options, and on SQLite the same write lock.
+    /// Call it on the runtime that will use it.
+    pub fn single_connection(&self) -> Store {
+        match self {
+            Store::Sqlite(pool, lock) => Store::Sqlite(
+                sqlite_pool(1).connect_lazy_with((*pool.connect_options()).clone()),
+                lock.clone(),
+            ),
+            Store::Postgres(pool) => {
+                Store::Postgres(pg_pool(1).connect_lazy_with((*pool.connect_options()).clone()))
+            }
+        }
     }
 
     /// On SQLite, the node's write lock (see [`WriteLock`]); nothing on PostgreSQL.
@@ -717,9 +740,10 @@ impl Store {
     /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
     /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
     ///
-    /// SQLite (one writer): each send runs in a savepoint of its own. PostgreSQL: every account
-    /// involved is locked in id order (so concurrent batches on several nodes never deadlock),
-    /// the sends are checked and numbered here, and written with one statement per table.
+    /// Every account involved is locked first (PostgreSQL: in id order, so that concurrent
+    /// batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN IMMEDIATE`),
+    /// then the sends are checked and numbered by `plan_batch`, and written with one statement
+    /// per table.
     pub async fn send_batch(
         &self,
         batch: &[NewMessage],

@@ -104,36 +104,46 @@ both!(overload_is_shed_with_503, |app: TestApp| async move {
     args.max_in_flight = 1;
     let app = TestApp::spawn_with(backend, args).await.unwrap();
     // One request that stays in flight: its headers promise a body that never comes.
-    let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    held.write_all(
-        b"POST /v1/auth/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-    )
-    .await
-    .unwrap();
-    let status = |want: u16| {
-        let api = app.api();
-        async move {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            loop {
-                let r = api
-                    .raw(Method::GET, "/healthz", RawBody::None)
-                    .await
-                    .unwrap();
-                if r.status == want {
-                    return r;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "never answered {want}"
-                );
-                tokio::task::yield_now().await;
-            }
-        }
+    let hold = || async {
+        let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        held.write_all(
+            b"POST /v1/auth/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        held
     };
-    let shed = status(503).await;
+    let api = app.api();
+    let healthz = || api.raw(Method::GET, "/healthz", RawBody::None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut held = hold().await;
+    let shed = loop {
+        let r = healthz().await.unwrap();
+        if r.status == 503 {
+            break r;
+        }
+        // A probe that held the only permit when the held request arrived got that request
+        // shed instead: it has its answer already, so hold another.
+        let mut byte = [0u8; 1];
+        if held.try_read(&mut byte).is_ok() {
+            held = hold().await;
+        }
+        assert!(std::time::Instant::now() < deadline, "never answered 503");
+        tokio::task::yield_now().await;
+    };
     assert_eq!(shed.json["error"]["code"], "overloaded");
     drop(held);
-    status(200).await;
+    // The permit comes back: 200 again.
+    loop {
+        if healthz().await.unwrap().status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never answered 200 again"
+        );
+        tokio::task::yield_now().await;
+    }
     assert!(app
         .api()
         .metrics()
