@@ -313,19 +313,10 @@ impl Store {
         Ok(store)
     }
 
-    /// A store of its own for a task on another runtime (the send writer's): one connection,
-    /// made lazily on that runtime with the same options, and on SQLite the same write lock.
-    /// Call it on the runtime that will use it.
-    pub fn single_connection(&self) -> Store {
-        match self {
-            Store::Sqlite(pool, lock) => Store::Sqlite(
-                sqlite_pool(1).connect_lazy_with((*pool.connect_options()).clone()),
-                lock.clone(),
-            ),
-            Store::Postgres(pool) => {
-                Store::Postgres(pg_pool(1).connect_lazy_with((*pool.connect_options()).clone()))
-            }
-        }
+    /// A PostgreSQL store of its own for a task on another runtime (the send writer's): one
+    /// connection with the same options as `pool`'s, made lazily on the runtime that calls this.
+    pub fn pg_single_connection(pool: &Pool<Postgres>) -> Store {
+        Store::Postgres(pg_pool(1).connect_lazy_with((*pool.connect_options()).clone()))
     }
 
     /// On SQLite, the node's write lock (see [`WriteLock`]); nothing on PostgreSQL.
