@@ -37,8 +37,8 @@ impl SendBatcher {
     /// load, most of a batch's cycle. On its own thread the writer wakes as soon as the database
     /// answers (sends: 11,400 → 15,000–17,000 a second, same machine). The thread ends when the
     /// last handle is dropped. On SQLite the writer stays on the shared runtime: its connection
-    /// already runs on a thread of its own (sqlx's), and a second thread only added a hop (sends
-    /// 0.15 → 0.13 × the baseline).
+    /// already runs on a thread of its own (sqlx's), and with a thread for the writer too, sends
+    /// were slower in an interleaved A/B (0.127–0.128 × the baseline against 0.146–0.160).
     pub fn spawn(store: Store, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         match &store {
