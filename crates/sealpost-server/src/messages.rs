@@ -238,41 +238,31 @@ async fn list(
 ) -> ApiResult<([(HeaderName, HeaderValue); 1], Bytes)> {
     let (cursor, limit) = parse_page(query.as_deref().unwrap_or(""))?;
     let mailbox = auth.user_id;
-    let body = match cursor {
-        Cursor::Before(bound) if state.pages.enabled() => {
-            // The newest page: served from the cache if the mailbox has not changed since.
-            let version = state.store.mailbox_version(mailbox).await?;
-            match version.filter(|v| bound > v.last_seq) {
-                Some(version) => match state.pages.get(mailbox, version, limit) {
-                    Some(body) => body,
-                    None => {
-                        let entries = state.store.entries(mailbox, cursor, limit).await?;
-                        let body = Bytes::from(wire::page(&entries, cursor));
-                        if !entries.is_empty() {
-                            state.pages.put(mailbox, version, limit, body.clone());
-                        }
-                        body
-                    }
-                },
-                None => read_page(&state, mailbox, cursor, limit).await?,
-            }
-        }
-        _ => read_page(&state, mailbox, cursor, limit).await?,
+    let json = |body| {
+        (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
     };
-    Ok((
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
-    ))
-}
-
-async fn read_page(
-    state: &AppState,
-    mailbox: Uuid,
-    cursor: Cursor,
-    limit: i64,
-) -> ApiResult<Bytes> {
+    // The newest page (a bound past the mailbox's last seq) may come from the cache, if the
+    // mailbox has not changed since it was read.
+    let cacheable = match cursor {
+        Cursor::Before(bound) if state.pages.enabled() => state
+            .store
+            .mailbox_version(mailbox)
+            .await?
+            .filter(|v| bound > v.last_seq),
+        _ => None,
+    };
+    if let Some(body) = cacheable.and_then(|v| state.pages.get(mailbox, v, limit)) {
+        return Ok(json(body));
+    }
     let entries = state.store.entries(mailbox, cursor, limit).await?;
-    Ok(Bytes::from(wire::page(&entries, cursor)))
+    let body = Bytes::from(wire::page(&entries, cursor));
+    if let (Some(version), false) = (cacheable, entries.is_empty()) {
+        state.pages.put(mailbox, version, limit, body.clone());
+    }
+    Ok(json(body))
 }
 
 fn parse_page(query: &str) -> ApiResult<(Cursor, i64)> {

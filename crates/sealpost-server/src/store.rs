@@ -35,8 +35,8 @@ macro_rules! on {
 macro_rules! on_write {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($pool, lock) => {
-                let _writing = lock.0.lock().await;
+            Store::Sqlite($pool, _) => {
+                let _writing = $store.write_lock().await;
                 $body
             }
             Store::Postgres($pool) => $body,
@@ -497,14 +497,19 @@ impl Store {
         expires_at: i64,
     ) -> Result<Uuid, sqlx::Error> {
         let id = Uuid::now_v7();
-        const SESSION: &str =
-            "INSERT INTO sessions (id, user_id, device_name, created_at, last_used_at, \
-                               expires_at) VALUES ($1, $2, $3, $4, $4, $5)";
+        macro_rules! session_insert {
+            () => {
+                "INSERT INTO sessions (id, user_id, device_name, created_at, last_used_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $4, $5)"
+            };
+        }
         match self {
             // One statement, so one round trip and an implicit transaction.
             Store::Postgres(pool) => {
-                sqlx::query(&format!(
-                    "WITH s AS ({SESSION}) INSERT INTO refresh_tokens (hash, session_id) VALUES ($6, $1)"
+                sqlx::query(concat!(
+                    "WITH s AS (",
+                    session_insert!(),
+                    ") INSERT INTO refresh_tokens (hash, session_id) VALUES ($6, $1)"
                 ))
                 .bind(id)
                 .bind(user_id)
@@ -515,10 +520,10 @@ impl Store {
                 .execute(pool)
                 .await?;
             }
-            Store::Sqlite(pool, lock) => {
-                let _writing = lock.0.lock().await;
+            Store::Sqlite(pool, _) => {
+                let _writing = self.write_lock().await;
                 let mut tx = pool.begin().await?;
-                sqlx::query(SESSION)
+                sqlx::query(session_insert!())
                     .bind(id)
                     .bind(user_id)
                     .bind(device_name)
@@ -760,8 +765,8 @@ impl Store {
                 tx.commit().await?;
                 Ok(plan.results)
             }
-            Store::Sqlite(pool, lock) => {
-                let _writing = lock.0.lock().await;
+            Store::Sqlite(pool, _) => {
+                let _writing = self.write_lock().await;
                 // IMMEDIATE: the write lock first, so that the read below cannot go stale.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let sql = format!(

@@ -178,6 +178,13 @@ impl TestApp {
     }
 
     /// A client without a token.
+    /// An API client on this node, signed in as `user` (with the token it got elsewhere).
+    pub fn api_for(&self, user: &TestUser) -> Api {
+        let mut api = self.api();
+        api.set_token(user.api.token().map(str::to_owned));
+        api
+    }
+
     pub fn api(&self) -> Api {
         Api::new(&self.base)
     }

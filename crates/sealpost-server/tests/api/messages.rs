@@ -520,8 +520,7 @@ async fn newest_page_cache_is_right_on_every_node() {
     let node_b = app.second_node().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let mut bob_on_b = node_b.api();
-    bob_on_b.set_token(bob.api.token().map(str::to_owned));
+    let bob_on_b = node_b.api_for(&bob);
     let ids = |page: sealpost_client::api::MessagePage| {
         page.messages.into_iter().map(|m| m.id).collect::<Vec<_>>()
     };

@@ -235,8 +235,7 @@ async fn revocation_and_messages_reach_every_node() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut on_b = node_b.stream(bob.api.token().unwrap(), 0).await;
-    let mut bob_on_b = node_b.api();
-    bob_on_b.set_token(bob.api.token().map(str::to_owned));
+    let bob_on_b = node_b.api_for(&bob);
     assert!(
         bob_on_b.sessions().await.is_ok(),
         "node B knows the session (and caches it)"
