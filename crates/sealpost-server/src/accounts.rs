@@ -9,12 +9,16 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use sealpost_proto::Secret;
+
+use crate::bearer::{Auth, MaybeAuth};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, ClientAddr, Fields, JsonBody, MaybeAuth};
+use crate::extract::{ClientAddr, Fields, JsonBody};
 use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
-use crate::store::{now_ms, NewAccount, PasswordProof};
+use crate::store::{NewAccount, PasswordProof};
 use crate::tokens::{hash_token, new_opaque_token};
 use crate::validate::{self, KdfWire, RecoveryWire};
 
@@ -35,7 +39,8 @@ pub struct RegisterRequest {
     email: String,
     kdf: KdfWire,
     /// `auth_key`, 32 bytes (PROTOCOL §2.1); the server stores only its SHA-256.
-    auth_key: String,
+    #[schema(value_type = String)]
+    auth_key: Secret,
     /// The account key wrapped under the password's wrap key, 72 bytes.
     wrapped_account_key: String,
     /// X25519 public key, 32 bytes, not of small order.
@@ -81,7 +86,7 @@ async fn register(
     let email = validate::email("email", &req.email)?;
     state.rate.check(Action::Register, addr, Some(&email))?;
     let kdf = req.kdf.check("kdf")?;
-    let auth_key = validate::bytes("auth_key", &req.auth_key, 32)?;
+    let auth_key = validate::bytes("auth_key", req.auth_key.expose(), 32)?;
     let wrapped_account_key = validate::wrapped("wrapped_account_key", &req.wrapped_account_key)?;
     let public_key = validate::public_key("public_key", &req.public_key)?;
     let wrapped_secret_key = validate::wrapped("wrapped_secret_key", &req.wrapped_secret_key)?;
@@ -143,25 +148,22 @@ async fn check_password(state: &AppState, user_id: Uuid, current_auth_key: &str)
     Ok(())
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// Proof of the current password (with a bearer token).
-    current_auth_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    current_auth_key: Option<Secret>,
     /// From `POST /v1/auth/recover` (no bearer token needed).
-    recovery_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    recovery_token: Option<Secret>,
     /// The new password's parameters, with a fresh salt.
     kdf: KdfWire,
     /// The new password's `auth_key`.
-    auth_key: String,
+    #[schema(value_type = String)]
+    auth_key: Secret,
     /// The same account key, wrapped under the new password's wrap key.
     wrapped_account_key: String,
-}
-
-impl std::fmt::Debug for ChangePasswordRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChangePasswordRequest(<redacted>)")
-    }
 }
 
 impl Fields for ChangePasswordRequest {
@@ -188,13 +190,13 @@ async fn change_password(
     JsonBody(req): JsonBody<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let kdf = req.kdf.check("kdf")?;
-    let auth_key = validate::bytes("auth_key", &req.auth_key, 32)?;
+    let auth_key = validate::bytes("auth_key", req.auth_key.expose(), 32)?;
     let wrapped = validate::wrapped("wrapped_account_key", &req.wrapped_account_key)?;
     let auth_hash = validate::sha256(&auth_key);
     let now = now_ms();
     match (&req.current_auth_key, &req.recovery_token, auth) {
         (Some(current), None, Some(auth)) => {
-            check_password(&state, auth.user_id, current).await?;
+            check_password(&state, auth.user_id, current.expose()).await?;
             let proof = PasswordProof::Session {
                 user_id: auth.user_id,
                 keep: auth.session_id,
@@ -216,7 +218,7 @@ async fn change_password(
             ))
         }
         (None, Some(token), _) => {
-            let proof = PasswordProof::RecoveryToken(&hash_token(token));
+            let proof = PasswordProof::RecoveryToken(&hash_token(token.expose()));
             let user_id = state
                 .store
                 .change_password(proof, &kdf, &auth_hash, &wrapped, now)
@@ -240,17 +242,12 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRecoveryRequest {
-    current_auth_key: String,
+    #[schema(value_type = String)]
+    current_auth_key: Secret,
     recovery: RecoveryWire,
-}
-
-impl std::fmt::Debug for SetRecoveryRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SetRecoveryRequest(<redacted>)")
-    }
 }
 
 impl Fields for SetRecoveryRequest {
@@ -268,9 +265,9 @@ async fn set_recovery(
     auth: Auth,
     JsonBody(req): JsonBody<SetRecoveryRequest>,
 ) -> ApiResult<StatusCode> {
-    validate::bytes("current_auth_key", &req.current_auth_key, 32)?;
+    validate::bytes("current_auth_key", req.current_auth_key.expose(), 32)?;
     let (hash, wrapped) = req.recovery.check("recovery")?;
-    check_password(&state, auth.user_id, &req.current_auth_key).await?;
+    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
     state
         .store
         .set_recovery(auth.user_id, &hash, &wrapped)
@@ -279,36 +276,26 @@ async fn set_recovery(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
     email: String,
     /// `recovery_auth_key` (PROTOCOL §2.3), 32 bytes.
-    recovery_auth_key: String,
-}
-
-impl std::fmt::Debug for RecoverRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecoverRequest(<redacted>)")
-    }
+    #[schema(value_type = String)]
+    recovery_auth_key: Secret,
 }
 
 impl Fields for RecoverRequest {
     const FIELDS: &'static [&'static str] = &["email", "recovery_auth_key"];
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecoverResponse {
     /// Single use, 10 minutes: for `PUT /v1/account/password`.
-    recovery_token: String,
+    #[schema(value_type = String)]
+    recovery_token: Secret,
     /// The account key wrapped under the recovery key.
     wrapped_account_key: String,
-}
-
-impl std::fmt::Debug for RecoverResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecoverResponse(<redacted>)")
-    }
 }
 
 /// Prove possession of the recovery key: get the recovery wrap and a token to set a new password.
@@ -320,14 +307,18 @@ async fn recover(
     JsonBody(req): JsonBody<RecoverRequest>,
 ) -> ApiResult<Json<RecoverResponse>> {
     let email = validate::email("email", &req.email)?;
-    let key = validate::bytes("recovery_auth_key", &req.recovery_auth_key, 32)?;
+    let key = validate::bytes("recovery_auth_key", req.recovery_auth_key.expose(), 32)?;
     state.rate.check(Action::Recover, addr, None)?;
     state.rate.check_failures(&email)?;
     let presented = validate::sha256(&key);
     let found = state.store.recovery(&email).await?;
     // The same comparison, in the same time, whether or not the account (or its recovery) exists.
     let (user_id, stored, wrapped) = match &found {
-        Some((id, hash, wrapped)) => (Some(*id), hash.as_slice(), wrapped.as_slice()),
+        Some(r) => (
+            Some(r.user_id),
+            r.auth_hash.as_slice(),
+            r.wrapped_account_key.as_slice(),
+        ),
         None => (None, &[0u8; 32][..], &[][..]),
     };
     let matches = bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_slice(), stored));
@@ -342,29 +333,22 @@ async fn recover(
         .await?;
     tracing::info!(%user_id, "recovery key proven");
     Ok(Json(RecoverResponse {
-        recovery_token,
+        recovery_token: recovery_token.into(),
         wrapped_account_key: sealpost_crypto::b64::encode(wrapped),
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
-    current_auth_key: String,
+    #[schema(value_type = String)]
+    current_auth_key: Secret,
     /// The new X25519 public key.
     public_key: String,
     /// The newest version + 1.
     key_version: i64,
     /// The new secret key, wrapped under the account key.
     wrapped_secret_key: String,
-}
-
-impl std::fmt::Debug for RotateRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RotateRequest")
-            .field("key_version", &self.key_version)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Fields for RotateRequest {
@@ -385,11 +369,11 @@ async fn rotate_keys(
     auth: Auth,
     JsonBody(req): JsonBody<RotateRequest>,
 ) -> ApiResult<StatusCode> {
-    validate::bytes("current_auth_key", &req.current_auth_key, 32)?;
+    validate::bytes("current_auth_key", req.current_auth_key.expose(), 32)?;
     let public_key = validate::public_key("public_key", &req.public_key)?;
     let version = validate::key_version("key_version", req.key_version)?;
     let wrapped = validate::wrapped("wrapped_secret_key", &req.wrapped_secret_key)?;
-    check_password(&state, auth.user_id, &req.current_auth_key).await?;
+    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
     if !state
         .store
         .rotate_key(auth.user_id, version, &public_key, &wrapped, now_ms())
@@ -405,16 +389,11 @@ async fn rotate_keys(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
-    current_auth_key: String,
-}
-
-impl std::fmt::Debug for DeleteRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DeleteRequest(<redacted>)")
-    }
+    #[schema(value_type = String)]
+    current_auth_key: Secret,
 }
 
 impl Fields for DeleteRequest {
@@ -431,7 +410,7 @@ async fn delete_account(
     auth: Auth,
     JsonBody(req): JsonBody<DeleteRequest>,
 ) -> ApiResult<StatusCode> {
-    check_password(&state, auth.user_id, &req.current_auth_key).await?;
+    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
     if !state.store.delete_account(auth.user_id, now_ms()).await? {
         return Err(ApiError::unauthenticated("this account no longer exists"));
     }

@@ -11,12 +11,16 @@ use uuid::Uuid;
 
 use sealpost_crypto::b64;
 
+use sealpost_proto::Secret;
+
+use crate::bearer::Auth;
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, ClientAddr, Fields, JsonBody};
+use crate::extract::{ClientAddr, Fields, JsonBody};
 use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
-use crate::store::{now_ms, Kdf, Refreshed};
+use crate::store::{Kdf, Refreshed};
 use crate::tokens::{hash_token, new_opaque_token, Claims};
 use crate::validate::{self, rfc3339, KdfWire};
 
@@ -74,7 +78,8 @@ async fn prelogin(
 pub struct LoginRequest {
     email: String,
     /// 32 bytes (PROTOCOL §2.1), never the password.
-    auth_key: String,
+    #[schema(value_type = String)]
+    auth_key: Secret,
     device_name: Option<String>,
 }
 
@@ -89,12 +94,14 @@ pub struct KeyWire {
     wrapped_secret_key: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
     user_id: Uuid,
     session_id: Uuid,
-    access_token: String,
-    refresh_token: String,
+    #[schema(value_type = String)]
+    access_token: Secret,
+    #[schema(value_type = String)]
+    refresh_token: Secret,
     /// Seconds.
     expires_in: u64,
     wrapped_account_key: String,
@@ -102,14 +109,6 @@ pub struct LoginResponse {
     keys: KeyWire,
     /// The older versions, newest first.
     previous_keys: Vec<KeyWire>,
-}
-
-impl std::fmt::Debug for LoginResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginResponse")
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Sign in with the `auth_key` derived from the password.
@@ -121,7 +120,7 @@ async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let email = validate::email("email", &req.email)?;
-    let auth_key = validate::bytes("auth_key", &req.auth_key, 32)?;
+    let auth_key = validate::bytes("auth_key", req.auth_key.expose(), 32)?;
     let device_name = match req.device_name.as_deref().map(str::trim) {
         Some(name) if name.chars().count() > 100 => {
             return Err(ApiError::invalid(
@@ -176,8 +175,8 @@ async fn login(
     Ok(Json(LoginResponse {
         user_id,
         session_id,
-        access_token,
-        refresh_token,
+        access_token: access_token.into(),
+        refresh_token: refresh_token.into(),
         expires_in,
         wrapped_account_key: b64::encode(&keyring.wrapped_account_key),
         keys: newest,
@@ -207,33 +206,24 @@ pub fn access_token(
     (state.jwt.sign(&claims), ttl.as_secs())
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    refresh_token: String,
-}
-
-impl std::fmt::Debug for RefreshRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshRequest(<redacted>)")
-    }
+    #[schema(value_type = String)]
+    refresh_token: Secret,
 }
 
 impl Fields for RefreshRequest {
     const FIELDS: &'static [&'static str] = &["refresh_token"];
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
-    access_token: String,
-    refresh_token: String,
+    #[schema(value_type = String)]
+    access_token: Secret,
+    #[schema(value_type = String)]
+    refresh_token: Secret,
     expires_in: u64,
-}
-
-impl std::fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenPair(<redacted>)")
-    }
 }
 
 /// Trade a refresh token for new tokens. The old refresh token dies; presenting a dead one
@@ -251,7 +241,7 @@ async fn refresh(
     let outcome = state
         .store
         .refresh(
-            &hash_token(&req.refresh_token),
+            &hash_token(req.refresh_token.expose()),
             &new_hash,
             now,
             refresh_expiry(&state, now),
@@ -264,8 +254,8 @@ async fn refresh(
         } => {
             let (access_token, expires_in) = access_token(&state, user_id, session_id, now);
             Ok(Json(TokenPair {
-                access_token,
-                refresh_token,
+                access_token: access_token.into(),
+                refresh_token: refresh_token.into(),
                 expires_in,
             }))
         }
@@ -286,7 +276,7 @@ async fn refresh(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401)))]
 async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
-    state.revoke_session(auth.user_id, auth.session_id).await?;
+    crate::bearer::revoke_session(&state, auth.user_id, auth.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,7 +324,7 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = validate::uuid("id", &id).map_err(|_| ApiError::not_found("no such session"))?;
-    if !state.revoke_session(auth.user_id, id).await? {
+    if !crate::bearer::revoke_session(&state, auth.user_id, id).await? {
         return Err(ApiError::not_found("no such session"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{Entry, NewMessage, SendRefused, Store};
+use crate::store::{Backend, Entry, NewMessage, SendRefused, Store};
 
 /// Sends written in one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -33,20 +33,18 @@ impl SendBatcher {
     ///
     /// On PostgreSQL it runs on a thread and a connection of its own. A batch takes four round
     /// trips to the database (begin, lock, write, commit), and on the shared runtime each one
-    /// waited behind the request tasks to be polled again: about 0.3 ms per round trip under
-    /// load, most of a batch's cycle. On its own thread the writer wakes as soon as the database
-    /// answers (sends: 11,400 → 15,000–17,000 a second, same machine). The thread ends when the
-    /// last handle is dropped. On SQLite the writer stays on the shared runtime: its connection
-    /// already runs on a thread of its own (sqlx's), and with a thread for the writer too, sends
-    /// were slower in an interleaved A/B (0.127–0.128 × the baseline against 0.146–0.160).
+    /// waited behind the request tasks to be polled again, most of a batch's cycle; on its own
+    /// thread the writer wakes as soon as the database answers. The thread ends when the last
+    /// handle is dropped. On SQLite the writer stays on the shared runtime: its connection already
+    /// runs on a thread of its own (sqlx's), and a thread for the writer too measured slower. The
+    /// figures are in docs/PERFORMANCE.md.
     pub fn spawn(store: Store, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        match &store {
-            Store::Sqlite(..) => {
+        match store.backend() {
+            Backend::Sqlite => {
                 tokio::spawn(write(store, queue, metrics));
             }
-            Store::Postgres(pool) => {
-                let pool = pool.clone();
+            Backend::Postgres => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -54,7 +52,7 @@ impl SendBatcher {
                     .name("sealpost-writer".into())
                     .spawn(move || {
                         runtime.block_on(async move {
-                            let store = Store::pg_single_connection(&pool);
+                            let store = store.single_connection();
                             write(store.clone(), queue, metrics).await;
                             store.close().await;
                         })

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use zeroize::Zeroizing;
 
 /// Options of `sealpost serve`.
 #[derive(Debug, Clone, Args)]
@@ -16,14 +17,15 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SEALPOST_DATABASE_URL",
-        default_value = "sqlite://sealpost.db"
+        default_value = "sqlite://sealpost.db",
+        hide_env_values = true
     )]
-    pub database: String,
+    pub database: DatabaseUrl,
 
     /// JWT signing secret as hex (at least 32 bytes). By default one is generated on first start
     /// and kept in the database, so that every node on one database agrees.
-    #[arg(long, env = "SEALPOST_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "SEALPOST_JWT_SECRET", hide_env_values = true, value_parser = HexSecret::parse)]
+    pub jwt_secret: Option<HexSecret>,
 
     /// Access token lifetime, in seconds.
     #[arg(long, env = "SEALPOST_ACCESS_TOKEN_TTL", default_value_t = 900)]
@@ -38,11 +40,13 @@ pub struct ServeArgs {
     pub max_ciphertext: usize,
 
     /// Default Argon2id opslimit that prelogin hands out (2..=10).
-    #[arg(long, env = "SEALPOST_KDF_OPSLIMIT", default_value_t = 3)]
+    #[arg(long, env = "SEALPOST_KDF_OPSLIMIT", default_value_t = 3,
+        value_parser = clap::value_parser!(u64).range(kdf_bounds::MIN_OPS..=kdf_bounds::MAX_OPS))]
     pub kdf_opslimit: u64,
 
     /// Default Argon2id memlimit in bytes that prelogin hands out (67108864..=1073741824).
-    #[arg(long, env = "SEALPOST_KDF_MEMLIMIT", default_value_t = 268_435_456)]
+    #[arg(long, env = "SEALPOST_KDF_MEMLIMIT", default_value_t = 268_435_456,
+        value_parser = clap::value_parser!(u64).range(kdf_bounds::MIN_MEM..=kdf_bounds::MAX_MEM))]
     pub kdf_memlimit: u64,
 
     /// Requests per minute per client address on each of registration, prelogin, login, refresh
@@ -110,10 +114,124 @@ impl ServeArgs {
     }
 }
 
+/// A database URL. It may carry a password, so it prints without one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url)
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(DatabaseUrl(url.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    /// `scheme://user:<redacted>@host/…`: the password, if any, never shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        let redacted = url.split_once("://").and_then(|(scheme, rest)| {
+            let (userinfo, host) = rest.split_once('@')?;
+            let user = userinfo.split(':').next().unwrap_or_default();
+            Some(format!("{scheme}://{user}:<redacted>@{host}"))
+        });
+        write!(f, "DatabaseUrl({:?})", redacted.as_deref().unwrap_or(url))
+    }
+}
+
+/// A secret given as hex on the command line or in the environment (`--jwt-secret`): at least
+/// 32 bytes, wiped on drop, never printed.
+#[derive(Clone)]
+pub struct HexSecret(Zeroizing<Vec<u8>>);
+
+impl HexSecret {
+    /// Clap's parser: hex digits, at least 64 of them.
+    pub fn parse(hex: &str) -> Result<Self, String> {
+        let hex = hex.trim();
+        if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("expected hex digits (an even number of 0-9 a-f)".to_owned());
+        }
+        let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(
+            (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+                .collect(),
+        );
+        if bytes.len() < 32 {
+            return Err("at least 32 bytes (64 hex digits) are needed".to_owned());
+        }
+        Ok(HexSecret(bytes))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HexSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HexSecret(<redacted>)")
+    }
+}
+
 /// The KDF limits of PROTOCOL §2.1.
 pub mod kdf_bounds {
     pub const MIN_OPS: u64 = 2;
     pub const MAX_OPS: u64 = 10;
     pub const MIN_MEM: u64 = 67_108_864;
     pub const MAX_MEM: u64 = 1_073_741_824;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_passwords_do_not_print() {
+        let url: DatabaseUrl = "postgres://app:hunter2@db.internal:5432/sealpost"
+            .parse()
+            .unwrap();
+        let text = format!("{url:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("app:<redacted>@db.internal:5432/sealpost"),
+            "{text}"
+        );
+        let secret = HexSecret::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(secret.bytes(), [0xab; 32]);
+        assert_eq!(format!("{secret:?}"), "HexSecret(<redacted>)");
+    }
+
+    #[test]
+    fn bounds_are_checked_by_the_parser() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let parse = |extra: &[&str]| {
+            Wrapper::try_parse_from(["sealpost"].iter().chain(extra)).map(|w| w.args)
+        };
+        assert!(parse(&["--kdf-opslimit", "1"]).is_err());
+        assert!(parse(&["--kdf-opslimit", "11"]).is_err());
+        assert!(parse(&["--kdf-memlimit", "8192"]).is_err());
+        assert!(parse(&["--jwt-secret", "abcd"]).is_err());
+        assert!(parse(&["--jwt-secret", &"zz".repeat(32)]).is_err());
+        let ok = parse(&["--kdf-opslimit", "10", "--jwt-secret", &"01".repeat(32)]).unwrap();
+        assert_eq!(ok.kdf_opslimit, 10);
+        assert_eq!(ok.jwt_secret.unwrap().bytes().len(), 32);
+    }
 }

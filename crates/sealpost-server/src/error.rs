@@ -89,18 +89,19 @@ impl ApiError {
     }
 
     fn code(&self) -> &'static str {
+        use sealpost_proto::error_code as code;
         match self {
-            ApiError::Invalid { .. } => "invalid_request",
-            ApiError::Unauthenticated(_) => "unauthenticated",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::Conflict { .. } => "conflict",
-            ApiError::StaleKey { .. } => "stale_key",
-            ApiError::TooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Overloaded => "overloaded",
-            ApiError::Internal(_) => "internal",
+            ApiError::Invalid { .. } => code::INVALID_REQUEST,
+            ApiError::Unauthenticated(_) => code::UNAUTHENTICATED,
+            ApiError::Forbidden(_) => code::FORBIDDEN,
+            ApiError::NotFound { .. } => code::NOT_FOUND,
+            ApiError::Conflict { .. } => code::CONFLICT,
+            ApiError::StaleKey { .. } => code::STALE_KEY,
+            ApiError::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => code::RATE_LIMITED,
+            ApiError::Overloaded => code::OVERLOADED,
+            ApiError::Internal(_) => code::INTERNAL,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Our own extractors, so that every bad input gets PROTOCOL §4's error shape, with the faults
-//! reported in the order §4 fixes: 401, 415, 413, then 400 (JSON syntax, then `plaintext` and
-//! unknown fields, then each field).
+//! reported in the order §4 fixes: 401 (the `bearer` extractors run first), 415, 413, then 400
+//! (JSON syntax, then `plaintext` and unknown fields, then each field); and the client's address.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -171,29 +171,6 @@ fn oversized_ciphertext(value: &Value, prefix: &str, max: usize) -> Option<Strin
     None
 }
 
-/// The caller of an authenticated call: a valid access token of a live session.
-#[derive(Debug, Clone, Copy)]
-pub struct Auth {
-    pub user_id: uuid::Uuid,
-    pub session_id: uuid::Uuid,
-}
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthenticated("sign in: send Authorization: Bearer <access_token>")
-            })?;
-        state.authenticate(token.trim()).await
-    }
-}
-
 /// The client's address, for rate limits (unspecified when the server was not told it).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::IpAddr);
@@ -208,26 +185,5 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         Ok(ClientAddr(ip))
-    }
-}
-
-/// The caller, when an `Authorization` header is sent (then it must be valid: 401 otherwise).
-#[derive(Debug, Clone, Copy)]
-pub struct MaybeAuth(pub Option<Auth>);
-
-impl FromRequestParts<AppState> for MaybeAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            Ok(MaybeAuth(Some(
-                Auth::from_request_parts(parts, state).await?,
-            )))
-        } else {
-            Ok(MaybeAuth(None))
-        }
     }
 }

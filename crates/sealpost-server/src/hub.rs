@@ -3,7 +3,7 @@
 //! store, after the last `seq` it sent, so a lost or doubled wake-up can delay a delivery but
 //! never skip or repeat one.
 //!
-//! On PostgreSQL every node's hub is fed by `LISTEN/NOTIFY` (see [`listen`]); the notification
+//! On PostgreSQL every node's hub is fed by `LISTEN/NOTIFY` (the store's `notify`); the notification
 //! names only a mailbox or a session, never a ciphertext.
 
 use std::collections::HashMap;
@@ -11,12 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgListener, PgPool};
+use sealpost_proto::sync::lock;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
-
-/// The PostgreSQL channel the nodes share.
-pub const CHANNEL: &str = "sealpost";
 
 /// Events for every stream of the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +75,7 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut boxes = self.hub.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut boxes = lock(&self.hub.mailboxes);
         // Our own receiver is still alive here, so "only us" is a count of one.
         if boxes
             .get(&self.mailbox)
@@ -97,7 +94,7 @@ impl Hub {
             return None;
         }
         let control = self.control.subscribe();
-        let mut boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut boxes = lock(&self.mailboxes);
         let wake = boxes
             .entry(mailbox)
             .or_insert_with(|| watch::channel(0).0)
@@ -112,7 +109,7 @@ impl Hub {
 
     /// An entry was stored in `mailbox`.
     pub fn stored(&self, mailbox: Uuid) {
-        let boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let boxes = lock(&self.mailboxes);
         if let Some(s) = boxes.get(&mailbox) {
             s.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -120,7 +117,7 @@ impl Hub {
 
     pub fn send(&self, event: Control) {
         {
-            let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = lock(&self.sessions);
             match event {
                 Control::SessionRevoked(session) => {
                     cache.live.remove(&session);
@@ -140,7 +137,7 @@ impl Hub {
 
     /// Whether this node found the session live lately (and nothing revoked it since).
     pub fn session_cached(&self, session: Uuid, user: Uuid) -> bool {
-        let cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = lock(&self.sessions);
         cache
             .live
             .get(&session)
@@ -149,16 +146,13 @@ impl Hub {
 
     /// The generation to pass to [`Hub::cache_session`], read before asking the store.
     pub fn session_generation(&self) -> u64 {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .generation
+        lock(&self.sessions).generation
     }
 
     /// Remembers that the store found the session live, unless something was revoked since
     /// `generation` was read.
     pub fn cache_session(&self, session: Uuid, user: Uuid, generation: u64) {
-        let mut cache = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.sessions);
         if cache.generation != generation {
             return;
         }
@@ -168,9 +162,14 @@ impl Hub {
         cache.live.insert(session, (user, Instant::now()));
     }
 
+    /// Whether the server is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// Wakes every stream (after notifications may have been lost).
     pub fn resync(&self) {
-        let boxes = self.mailboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let boxes = lock(&self.mailboxes);
         for s in boxes.values() {
             s.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -212,47 +211,6 @@ pub mod notification {
         match except {
             Some(s) => format!("u:{user}:{s}"),
             None => format!("u:{user}"),
-        }
-    }
-}
-
-/// Feeds `hub` from PostgreSQL `LISTEN` until the hub stops. When the connection drops it
-/// reconnects, then wakes every stream so that each catches up from the last `seq` it sent.
-pub async fn listen(pool: PgPool, hub: Arc<Hub>) {
-    let mut backoff = Duration::from_millis(100);
-    while !hub.stopping.load(Ordering::SeqCst) {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the notification connection; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "cannot LISTEN; retrying");
-            tokio::time::sleep(backoff).await;
-            continue;
-        }
-        backoff = Duration::from_millis(100);
-        // Whatever happened while we were not listening is in the store: catch up.
-        hub.resync();
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => hub.apply(n.payload()),
-                Ok(None) => {
-                    tracing::warn!("the notification connection dropped; streams will catch up");
-                    hub.resync();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the notification connection failed; reconnecting");
-                    break;
-                }
-            }
-            if hub.stopping.load(Ordering::SeqCst) {
-                return;
-            }
         }
     }
 }

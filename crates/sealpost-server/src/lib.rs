@@ -2,16 +2,21 @@
 //! ciphertext (PROTOCOL.md §4, §4.3).
 //!
 //! Layout, by domain:
-//! - [`config`]: `sealpost serve` options (flags, environment, defaults).
-//! - `accounts`, `auth`, `users`, `messages`, `ops`: each resource's routes, wire types,
-//!   handlers; `router()` in each.
-//! - `store`: the only module that knows SQL; SQLite and PostgreSQL behind one interface.
+//! - [`config`]: `sealpost serve` options (flags, environment, defaults), bounds checked by clap.
+//! - `accounts`, `auth`, `users`, `messages`, `stream`, `ops`: each resource's routes, wire
+//!   types, handlers; `router()` in each.
+//! - [`store`]: the only module that knows SQL (its pools are private); SQLite and PostgreSQL
+//!   behind one interface, a file per resource.
 //! - `error`: the one error type, and the only place that writes error responses.
-//! - `extract`: strict JSON bodies and bearer authentication, in PROTOCOL §4's fault order.
-//! - `tokens`, `limits`, `metrics`, `state`, `validate`: the pieces the handlers share.
+//! - `bearer`: who the caller is (access tokens, live sessions), and revoking a session.
+//! - `extract`: strict JSON bodies in PROTOCOL §4's fault order, and the client's address.
+//! - `batch` (group commit of sends), [`hub`] (push and revocation), [`pages`] (the newest-page
+//!   cache), `wire` (hand-written JSON of mailbox entries).
+//! - [`tokens`], `limits`, `metrics`, `state`, `validate`, `clock`: what the handlers share.
 //!
-//! [`run`] serves on a listener the caller bound (tests bind port 0) until `shutdown` resolves;
-//! [`serve`] is `sealpost serve`.
+//! [`Server`] is the one way to start a server: `sealpost serve`, `sealpost demo` and every test
+//! bind it (tests on port 0) and run it until a shutdown future resolves. [`serve`] is
+//! `sealpost serve`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +37,8 @@ use utoipa_axum::router::OpenApiRouter;
 mod accounts;
 mod auth;
 mod batch;
+mod bearer;
+mod clock;
 pub mod config;
 mod error;
 mod extract;
@@ -51,6 +59,7 @@ mod wire;
 pub use config::ServeArgs;
 pub use error::ApiError;
 pub use state::AppState;
+pub use store::Store;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -155,34 +164,125 @@ async fn observe(
     response
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes what is in flight.
-pub async fn run(
+/// A server bound to its address, with its database open and migrated: [`Server::run`] serves
+/// until a shutdown future resolves, [`Server::spawn`] does so on a task.
+#[derive(Debug)]
+pub struct Server {
     listener: TcpListener,
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let hub = Arc::clone(&state.hub);
-    // On PostgreSQL, other nodes' stores and revocations reach this node's streams by
-    // LISTEN/NOTIFY.
-    let listener_task = match &state.store {
-        store::Store::Postgres(pool) => {
-            Some(tokio::spawn(hub::listen(pool.clone(), Arc::clone(&hub))))
-        }
-        store::Store::Sqlite(..) => None,
-    };
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Streams are not requests in flight: tell them to close (1001).
-            hub.send(hub::Control::Shutdown);
-        })
-        .await;
-    if let Some(task) = listener_task {
-        task.abort();
-        let _ = task.await;
+}
+
+impl Server {
+    /// Opens (and migrates) `args.database` and binds `args.listen` (port 0 picks a free port).
+    pub async fn bind(args: ServeArgs) -> anyhow::Result<Server> {
+        let store = Store::connect(args.database.as_str(), args.db_pool).await?;
+        Self::bind_with_store(args, store).await
     }
-    result
+
+    /// As [`Server::bind`], over a store the caller opened.
+    pub async fn bind_with_store(args: ServeArgs, store: Store) -> anyhow::Result<Server> {
+        let listen = args.listen;
+        let state = AppState::with_store(args, store).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        Ok(Server { listener, state })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// What its handlers share (the store, the configuration, the hub).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then tells streams to close (1001) and finishes the
+    /// requests in flight. On PostgreSQL, other nodes' stores and revocations reach this node's
+    /// streams through the store's `LISTEN` while it runs.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Server { listener, state } = self;
+        let hub = Arc::clone(&state.hub);
+        let store = state.store.clone();
+        let feed = tokio::spawn({
+            let hub = Arc::clone(&hub);
+            async move { store.feed(hub).await }
+        });
+        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Streams are not requests in flight: tell them to close (1001).
+                hub.send(hub::Control::Shutdown);
+            })
+            .await;
+        feed.abort();
+        let _ = feed.await;
+        result
+    }
+
+    /// Runs on a task of the current runtime; the handle stops it.
+    pub fn spawn(self) -> std::io::Result<RunningServer> {
+        let addr = self.local_addr()?;
+        let state = self.state.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningServer {
+            addr,
+            state,
+            stop: std::sync::Mutex::new(Some(stop)),
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+}
+
+/// A server running on a task (see [`Server::spawn`]).
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Tells the server to shut down (as SIGTERM would), without waiting.
+    pub fn begin_shutdown(&self) {
+        if let Some(stop) = sealpost_proto::sync::lock(&self.stop).take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down, waits (up to `grace`) for the requests in flight, and closes the database.
+    pub async fn stop(&self, grace: std::time::Duration) -> std::io::Result<()> {
+        self.begin_shutdown();
+        let task = sealpost_proto::sync::lock(&self.task).take();
+        let result = match task {
+            Some(task) => match tokio::time::timeout(grace, task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(join)) => Err(std::io::Error::other(join)),
+                Err(_) => Err(std::io::Error::other("the server did not stop in time")),
+            },
+            None => Ok(()),
+        };
+        self.state.store.close().await;
+        result
+    }
 }
 
 /// `sealpost serve`: logs, connects, migrates, listens, and stops cleanly on SIGTERM or Ctrl-C.
@@ -195,14 +295,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let listen = args.listen;
-    let state = AppState::new(args).await?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(address = %listener.local_addr()?, backend = state.store.backend(), "sealpost is listening");
-    let store = state.store.clone();
-    run(listener, state, shutdown_signal()).await?;
+    let server = Server::bind(args).await?;
+    let store = server.state().store.clone();
+    tracing::info!(address = %server.local_addr()?, backend = store.backend().name(), "sealpost is listening");
+    server.run(shutdown_signal()).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

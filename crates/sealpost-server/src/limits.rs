@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use crate::config::ServeArgs;
 use crate::error::ApiError;
 
+use sealpost_proto::sync::lock;
+
 /// What is being limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -106,7 +108,7 @@ impl RateLimiter {
 
     fn hit(&self, key: Key, limit: u32, window: Duration, count: bool) -> Result<(), ApiError> {
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = lock(&self.windows);
         if windows.len() > SWEEP_AT {
             windows.retain(|_, w| now.duration_since(w.started) < FAILED_LOGIN_WINDOW);
         }

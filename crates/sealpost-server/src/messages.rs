@@ -13,10 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::bearer::Auth;
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, Fields, JsonBody};
+use crate::extract::{Fields, JsonBody};
 use crate::state::AppState;
-use crate::store::{now_ms, Cursor, NewMessage, SendRefused};
+use crate::store::{Cursor, NewMessage, SendRefused};
 use crate::validate::{self, rfc3339};
 use crate::wire;
 

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use sealpost_proto::sync::lock;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -48,7 +50,7 @@ impl Metrics {
     ) {
         let secs = elapsed.as_secs_f64();
         let method = method_name(method);
-        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut requests = lock(&self.requests);
         let by_status = match requests.get_mut(route) {
             Some(m) => m,
             None => requests.entry(route.to_owned()).or_default(),
@@ -66,7 +68,7 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self, backend: &str, pool: (u32, usize), pages: &PageCache) -> String {
         let mut out = String::with_capacity(4096);
-        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let requests = lock(&self.requests);
         out.push_str(
             "# HELP sealpost_http_requests_total HTTP requests by method, route and status.\n",
         );

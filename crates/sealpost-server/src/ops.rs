@@ -8,7 +8,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,14 +28,21 @@ async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status), (status = 503)))]
-async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+/// Readiness: the database answers. A database that does not is `unavailable` (503), which an
+/// orchestrator must not confuse with load shedding (`overloaded`).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Status),
+    (status = 503, body = Status, description = "unavailable: the database does not answer")))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
     match state.store.ping().await {
-        Ok(()) => Ok(Json(Status { status: "ready" })),
+        Ok(()) => (StatusCode::OK, Json(Status { status: "ready" })),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Overloaded)
+            tracing::warn!(error = %e, "readiness check failed: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Status {
+                    status: "unavailable",
+                }),
+            )
         }
     }
 }
@@ -45,7 +51,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Status>> {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(
-        state.store.backend(),
+        state.store.backend().name(),
         state.store.pool_usage(),
         &state.pages,
     );

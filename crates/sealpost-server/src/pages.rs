@@ -19,6 +19,8 @@ use std::sync::Mutex;
 use axum::body::Bytes;
 use uuid::Uuid;
 
+use sealpost_proto::sync::lock;
+
 /// What a mailbox has seen: the last seq assigned and the deletions from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxVersion {
@@ -65,7 +67,7 @@ impl PageCache {
 
     /// The body of the newest `limit` entries of `mailbox`, if it was built at `version`.
     pub fn get(&self, mailbox: Uuid, version: MailboxVersion, limit: i64) -> Option<Bytes> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = lock(&self.inner);
         let hit = inner
             .pages
             .get(&mailbox)
@@ -87,7 +89,7 @@ impl PageCache {
         if body.len() > self.budget {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         let added = body.len();
         if let Some(old) = inner.pages.insert(
             mailbox,
@@ -113,7 +115,7 @@ impl PageCache {
 
     /// Bytes of bodies held.
     pub fn bytes(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        lock(&self.inner).bytes
     }
 }
 

@@ -25,25 +25,21 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{timeout, Instant};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::bearer::Auth;
 use crate::error::ApiError;
-use crate::extract::Auth;
 use crate::hub::{Control, Subscription};
 use crate::state::AppState;
-use crate::store::{now_ms, Cursor};
+use crate::store::Cursor;
 use crate::wire;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
 }
 
-/// Close codes of PROTOCOL §4.2.
+/// Close codes: PROTOCOL §4.2's, and one for a peer that went quiet.
 mod close {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const BAD_AUTH_FRAME: u16 = 4400;
-    pub const UNAUTHENTICATED: u16 = 4401;
-    pub const AUTH_TIMEOUT: u16 = 4408;
-    pub const TOO_FAR_BEHIND: u16 = 4409;
-    /// The peer stopped answering pings.
+    pub use sealpost_proto::close::*;
+    /// The peer stopped answering pings (1011: the server ends the connection).
     pub const PEER_GONE: u16 = 1011;
 }
 
@@ -101,7 +97,7 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AuthFrame>(&text) {
             Ok(f) if f.r#type == "auth" && f.after >= 0 => {
-                match state.authenticate(&f.access_token).await {
+                match crate::bearer::authenticate(&state, &f.access_token).await {
                     Ok(auth) => (auth, f.after),
                     Err(_) => {
                         return close_now(
@@ -291,7 +287,7 @@ async fn deliver(
                 Ok(Control::Shutdown) => return Some((close::GOING_AWAY, "the server is shutting down")),
                 Ok(Control::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Revocations may have been missed: ask the store.
-                    match state.store.session_live(auth.session_id, auth.user_id, now_ms()).await {
+                    match crate::bearer::session_live(state, auth.session_id, auth.user_id).await {
                         Ok(true) => more = true,
                         Ok(false) => return Some((close::UNAUTHENTICATED, "the session was revoked")),
                         Err(_) => more = true,

@@ -1,4 +1,5 @@
-//! Access tokens (JWT, HS256 only, PROTOCOL §4.3) and opaque refresh tokens, stored only as hashes.
+//! Access tokens (JWT, HS256 only, PROTOCOL §4.3), opaque refresh tokens (stored only as
+//! hashes), and the prelogin key behind the fake salts of unknown emails.
 
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
@@ -30,6 +31,37 @@ impl std::fmt::Debug for JwtKey {
     }
 }
 
+/// The server secret behind the fake `prelogin` salts of unknown emails.
+pub struct PreloginKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for PreloginKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreloginKey(<redacted>)")
+    }
+}
+
+impl PreloginKey {
+    pub fn new(secret: Vec<u8>) -> Self {
+        PreloginKey(Zeroizing::new(secret))
+    }
+
+    /// A stable salt for an email: HMAC-SHA256(secret, email), first 16 bytes.
+    pub fn fake_salt(&self, email: &str) -> Vec<u8> {
+        let mut mac = hmac_sha256(&self.0);
+        mac.update(b"sealpost/v1/prelogin-salt\0");
+        mac.update(email.as_bytes());
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+}
+
+/// HMAC-SHA256 keyed with `key`.
+fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of every length"),
+    }
+}
+
 #[derive(Deserialize)]
 struct Header<'a> {
     alg: &'a str,
@@ -41,11 +73,7 @@ impl JwtKey {
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length.
-        match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of every length"),
-        }
+        hmac_sha256(&self.0)
     }
 
     /// Signs `claims` as a compact JWT.

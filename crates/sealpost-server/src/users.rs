@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use sealpost_crypto::b64;
 
+use crate::bearer::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
 use crate::state::AppState;
 use crate::store::{PublicUser, UserRef};
 use crate::validate;

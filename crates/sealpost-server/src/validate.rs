@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use sealpost_proto::Secret;
+
 use crate::config::kdf_bounds;
 use crate::error::{ApiError, ApiResult};
 use crate::store::Kdf;
@@ -183,7 +185,8 @@ impl KdfWire {
 #[serde(deny_unknown_fields)]
 pub struct RecoveryWire {
     /// `recovery_auth_key`, 32 bytes.
-    pub auth_key: String,
+    #[schema(value_type = String)]
+    pub auth_key: Secret,
     /// The account key wrapped under the recovery wrap key, 72 bytes.
     pub wrapped_account_key: String,
 }
@@ -193,7 +196,7 @@ pub const RECOVERY_FIELDS: &[&str] = &["auth_key", "wrapped_account_key"];
 impl RecoveryWire {
     /// (SHA-256 of the recovery auth key, the recovery wrap).
     pub fn check(&self, prefix: &str) -> ApiResult<(Vec<u8>, Vec<u8>)> {
-        let auth = bytes(&format!("{prefix}.auth_key"), &self.auth_key, 32)?;
+        let auth = bytes(&format!("{prefix}.auth_key"), self.auth_key.expose(), 32)?;
         let wrapped = wrapped(
             &format!("{prefix}.wrapped_account_key"),
             &self.wrapped_account_key,

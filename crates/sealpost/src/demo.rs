@@ -4,10 +4,7 @@
 
 use anyhow::{bail, Context as _};
 use sealpost_client::{format_safety_number, Client, MemoryKeystore, RegisterOptions};
-use sealpost_server::store::Store;
-use sealpost_server::{AppState, ServeArgs};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use sealpost_server::{ServeArgs, Server, Store};
 
 const TEXT: &str = "Hello, Bob!";
 
@@ -18,22 +15,15 @@ pub async fn run() -> anyhow::Result<()> {
     // INTERACTIVE limits, so that the demo is quick; a real server hands out MODERATE.
     args.kdf_opslimit = 2;
     args.kdf_memlimit = 67_108_864;
-    args.database = format!("sqlite://{}", db.display());
-    let store = Store::connect(&args.database, args.db_pool).await?;
-    let state = AppState::with_store(args, store.clone()).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(sealpost_server::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    args.database = format!("sqlite://{}", db.display()).into();
+    args.listen = ([127, 0, 0, 1], 0).into();
+    let server = Server::bind(args).await?.spawn()?;
+    let base = format!("http://{}", server.addr());
     println!("== Server: {base}, storing into {}\n", db.display());
 
-    let result = exchange(&base, &store, &db).await;
+    let result = exchange(&base, &server.state().store, &db).await;
 
-    let _ = stop.send(());
-    let _ = server.await;
-    store.close().await;
+    let _ = server.stop(std::time::Duration::from_secs(10)).await;
     result
 }
 
@@ -67,22 +57,17 @@ async fn exchange(base: &str, store: &Store, db: &std::path::Path) -> anyhow::Re
     );
 
     println!("== What the server stored (the row, read back from the database file)");
-    let Store::Sqlite(pool, _) = store else {
-        bail!("the demo runs on SQLite");
-    };
-    let row: (Vec<u8>, i64, i64) = sqlx::query_as(
-        "SELECT ciphertext, key_version, sender_key_version FROM messages WHERE id = $1",
-    )
-    .bind(sent.id)
-    .fetch_one(pool)
-    .await?;
-    let encoded = sealpost_crypto::b64::encode(&row.0);
+    let entry = store
+        .entry(sent.id)
+        .await?
+        .context("the server did not store the message")?;
+    let encoded = sealpost_crypto::b64::encode(&entry.ciphertext);
     println!(
         "   ciphertext: {} bytes, base64url {}… (sealed to key version {}, boxed with version {})\n",
-        row.0.len(),
+        entry.ciphertext.len(),
         &encoded[..48.min(encoded.len())],
-        row.1,
-        row.2
+        entry.key_version,
+        entry.sender_key_version
     );
 
     println!("== Bob (opening with his own key pair, checking it is Alice's by her pinned key)");

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use sealpost_client::api::{Api, Kdf, LoginRequest, RegisterRequest, SendRequest};
+use sealpost_client::api::{Api, LoginRequest, SendRequest};
+use sealpost_testkit::{random, register_request, PgDatabase};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
@@ -75,37 +76,13 @@ async fn start_node(database: &str) -> Node {
     node
 }
 
-fn random(n: usize) -> Vec<u8> {
-    use rand_core::RngCore as _;
-    let mut v = vec![0u8; n];
-    rand_core::OsRng.fill_bytes(&mut v);
-    v
-}
-
 /// Registers and signs in an account with well-formed (server-checked) key material.
 async fn account(node: &Node, name: &str) -> (Uuid, Api) {
     let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
     let auth_key = random(32);
     let api = Api::new(&node.base);
-    let public_key = sealpost_crypto::KeyPair::generate()
-        .public()
-        .as_bytes()
-        .to_vec();
     let reg = api
-        .register(&RegisterRequest {
-            email: email.clone(),
-            kdf: Kdf {
-                alg: "argon2id13".into(),
-                salt: random(16),
-                opslimit: 2,
-                memlimit: 67_108_864,
-            },
-            auth_key: auth_key.clone(),
-            wrapped_account_key: random(72),
-            public_key,
-            wrapped_secret_key: random(72),
-            recovery: None,
-        })
+        .register(&register_request(&email, &auth_key))
         .await
         .unwrap();
     let login = api
@@ -157,20 +134,12 @@ async fn next_json(ws: &mut Ws) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
-    let Some(admin) = std::env::var("SEALPOST_TEST_POSTGRES")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "in CI, SEALPOST_TEST_POSTGRES must be set"
-        );
-        eprintln!("!!! SKIPPED: the two-node test needs SEALPOST_TEST_POSTGRES");
+    // Says loudly that it skipped without SEALPOST_TEST_POSTGRES (and fails in CI); the
+    // database is dropped when `db` goes, even if an assertion fails.
+    let Some(db) = PgDatabase::create().await else {
         return;
     };
-    let name = format!("sealpost_two_nodes_{}", Uuid::new_v4().simple());
-    admin_execute(&admin, &format!("CREATE DATABASE {name}")).await;
-    let database = database_url(&admin, &name);
+    let database = db.url.clone();
     {
         let node_a = start_node(&database).await;
         let node_b = start_node(&database).await;
@@ -223,7 +192,7 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
 
         // The notification connections drop (as in a database restart): the nodes reconnect, and
         // the stream catches up with what was stored meanwhile, losing nothing.
-        let killed = admin_terminate_listeners(&admin, &name).await;
+        let killed = db.terminate_listeners().await;
         assert!(
             killed >= 2,
             "expected both nodes' LISTEN connections, found {killed}"
@@ -246,48 +215,4 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
             last = seq;
         }
     }
-    admin_execute(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    )
-    .await;
-}
-
-/// Ends every `LISTEN` connection to the database; answers how many there were.
-async fn admin_terminate_listeners(admin: &str, database: &str) -> i64 {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("connect to SEALPOST_TEST_POSTGRES");
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-    )
-    .bind(database)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    let _ = conn.close().await;
-    n
-}
-
-async fn admin_execute(admin: &str, sql: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("connect to SEALPOST_TEST_POSTGRES");
-    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-    let _ = conn.close().await;
-}
-
-fn database_url(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
 }

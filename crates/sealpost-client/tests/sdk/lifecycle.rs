@@ -11,7 +11,7 @@ use sealpost_client::api::Page;
 use sealpost_client::keystore::{Keystore as _, Stored};
 use sealpost_client::{Client, Error, MemoryKeystore, Received, StreamEvent};
 use sealpost_crypto::RecoveryKey;
-use sealpost_server::store::Store;
+use sealpost_server::store::testing::Value;
 use uuid::Uuid;
 
 use crate::both;
@@ -484,16 +484,5 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 }
 
 async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
-    match &app.store {
-        Store::Sqlite(pool, _) => sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-        Store::Postgres(pool) => sqlx::query_scalar(sql)
-            .bind(id)
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-    }
+    app.sql_scalar(sql, &[Value::Uuid(id)]).await
 }

@@ -7,7 +7,7 @@ use sealpost_client::api::{Api, LoginRequest};
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{Client, MemoryKeystore, RegisterOptions};
 use sealpost_crypto::{KeyPair, PublicKey};
-use sealpost_server::store::Store;
+use sealpost_server::store::testing::Value;
 use uuid::Uuid;
 
 use crate::helpers::{random, register_request, TestApp};
@@ -65,23 +65,12 @@ pub async fn person(app: &TestApp, name: &str) -> Person {
 /// Replaces a user's public key at version 1 directly in the database.
 pub async fn replace_key(app: &TestApp, user_id: Uuid, key: &PublicKey) {
     let sql = "UPDATE user_keys SET public_key = $1 WHERE user_id = $2 AND key_version = 1";
-    let bytes = key.as_bytes().to_vec();
-    let updated = match &app.store {
-        Store::Sqlite(pool, _) => sqlx::query(sql)
-            .bind(bytes)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected(),
-        Store::Postgres(pool) => sqlx::query(sql)
-            .bind(bytes)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected(),
-    };
+    let updated = app
+        .sql_execute(
+            sql,
+            &[Value::Bytes(key.as_bytes().to_vec()), Value::Uuid(user_id)],
+        )
+        .await;
     assert_eq!(updated, 1);
 }
 

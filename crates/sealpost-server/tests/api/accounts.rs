@@ -8,20 +8,7 @@ use crate::both;
 use crate::helpers::*;
 
 async fn count_users(app: &TestApp) -> i64 {
-    match &app.store {
-        sealpost_server::store::Store::Sqlite(p, _) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM users")
-                .fetch_one(p)
-                .await
-                .unwrap()
-        }
-        sealpost_server::store::Store::Postgres(p) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM users")
-                .fetch_one(p)
-                .await
-                .unwrap()
-        }
-    }
+    app.sql_scalar("SELECT COUNT(*) FROM users", &[]).await
 }
 
 fn body(email: &str) -> serde_json::Value {

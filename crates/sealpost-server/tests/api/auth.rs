@@ -216,7 +216,8 @@ both!(access_tokens_are_checked, |app: TestApp| async move {
     app.stop().await;
     let mut args = test_args();
     let secret = [42u8; 32];
-    args.jwt_secret = Some(secret.iter().map(|b| format!("{b:02x}")).collect());
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    args.jwt_secret = Some(sealpost_server::config::HexSecret::parse(&hex).unwrap());
     let app = TestApp::spawn_with(backend, args).await.unwrap();
     let alice = app.user("alice").await;
     let key = JwtKey::new(secret.to_vec());

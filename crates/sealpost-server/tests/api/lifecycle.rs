@@ -400,12 +400,6 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 }
 
 async fn count(app: &TestApp, sql: &str, id: uuid::Uuid) -> i64 {
-    match &app.store {
-        sealpost_server::store::Store::Sqlite(p, _) => {
-            sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap()
-        }
-        sealpost_server::store::Store::Postgres(p) => {
-            sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap()
-        }
-    }
+    app.sql_scalar(sql, &[sealpost_server::store::testing::Value::Uuid(id)])
+        .await
 }

@@ -2,13 +2,18 @@
 //! test, each test run on SQLite and on PostgreSQL (`SEALPOST_TEST_POSTGRES`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod helpers;
+/// The shared test kit, under the name these tests have always used.
+mod helpers {
+    pub use sealpost_testkit::*;
+}
+pub(crate) use sealpost_testkit::both;
 
 mod accounts;
 mod auth;
 mod concurrency;
 mod lifecycle;
 mod messages;
+mod migrations;
 mod ops;
 mod storage;
 mod stream;

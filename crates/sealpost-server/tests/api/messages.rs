@@ -18,20 +18,7 @@ fn send_req(to: uuid::Uuid) -> SendRequest {
 }
 
 async fn count_entries(app: &TestApp) -> i64 {
-    match &app.store {
-        sealpost_server::store::Store::Sqlite(p, _) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-                .fetch_one(p)
-                .await
-                .unwrap()
-        }
-        sealpost_server::store::Store::Postgres(p) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-                .fetch_one(p)
-                .await
-                .unwrap()
-        }
-    }
+    app.sql_scalar("SELECT COUNT(*) FROM messages", &[]).await
 }
 
 both!(send_fetch_and_sender_copy, |app: TestApp| async move {

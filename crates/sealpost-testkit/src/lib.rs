@@ -1,14 +1,22 @@
-//! `TestApp`: a real server on 127.0.0.1:0 with its own fresh database (a temporary SQLite file,
-//! or a uniquely named PostgreSQL database when `SEALPOST_TEST_POSTGRES` is set, dropped
-//! afterwards), and a typed client for it.
+//! The test kit every Sealpost test shares (a dev-only crate): [`TestApp`] is a real server,
+//! started through [`sealpost_server::Server`] like `sealpost serve`, on 127.0.0.1:0 with its own
+//! fresh database (a temporary SQLite file, or a uniquely named PostgreSQL database when
+//! `SEALPOST_TEST_POSTGRES` is set, dropped afterwards even when the test panics); [`both!`] runs
+//! a test on each backend; and helpers for users, key material, raw SQL and streams.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed step is a failed test"
+)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 use sealpost_client::api::{Api, Kdf, LoginRequest, RegisterRequest};
-use sealpost_server::store::Store;
-use sealpost_server::{AppState, ServeArgs};
-use tokio::sync::oneshot;
+use sealpost_server::store::testing::Value;
+use sealpost_server::{AppState, RunningServer, ServeArgs, Server, Store};
 use uuid::Uuid;
 
 /// Which database a test runs on.
@@ -28,7 +36,7 @@ macro_rules! both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await;
                 let Some(app) = app else { return };
                 let body = $body;
                 body(app.clone()).await;
@@ -37,7 +45,7 @@ macro_rules! both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
+                let app = $crate::TestApp::spawn($crate::Backend::Postgres).await;
                 let Some(app) = app else { return };
                 let body = $body;
                 body(app.clone()).await;
@@ -49,28 +57,29 @@ macro_rules! both {
 
 /// A running server and what it runs on.
 #[derive(Clone)]
+#[allow(missing_debug_implementations, reason = "a test handle")]
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub backend: Backend,
     pub store: Store,
     pub state: AppState,
-    inner: std::sync::Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 struct Inner {
-    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
-    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    server: RunningServer,
     /// Keeps the SQLite file's directory alive.
     _dir: Option<tempfile::TempDir>,
-    /// (admin URL, database name) of a PostgreSQL test database, dropped at the end.
-    pg: Option<(String, String)>,
-    pub db_path: Option<std::path::PathBuf>,
+    /// The PostgreSQL test database, dropped when the last handle on it goes.
+    _pg: Option<Arc<PgDatabase>>,
+    db_path: Option<std::path::PathBuf>,
 }
 
-/// Test defaults: the fast INTERACTIVE kdf limits.
+/// Test defaults: the fast INTERACTIVE kdf limits, port 0.
 pub fn test_args() -> ServeArgs {
     let mut args = ServeArgs::defaults();
+    args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     args.kdf_opslimit = 2;
     args.kdf_memlimit = 67_108_864;
     args.db_pool = 8;
@@ -92,92 +101,55 @@ impl TestApp {
             Backend::Sqlite => {
                 let d = tempfile::tempdir().expect("temp dir");
                 let path = d.path().join("test.db");
-                args.database = format!("sqlite://{}", path.display());
+                args.database = format!("sqlite://{}", path.display()).into();
                 db_path = Some(path);
                 dir = Some(d);
             }
             Backend::Postgres => {
-                let admin = postgres_admin_url()?;
-                let name = format!("sealpost_test_{}", Uuid::new_v4().simple());
-                admin_execute(&admin, &format!("CREATE DATABASE {name}")).await;
-                args.database = database_url(&admin, &name);
-                pg = Some((admin, name));
+                let db = PgDatabase::create().await?;
+                args.database = db.url.clone().into();
+                pg = Some(Arc::new(db));
             }
         }
-        let store = Store::connect(&args.database, args.db_pool)
+        Some(Self::start(args, backend, dir, pg, db_path).await)
+    }
+
+    async fn start(
+        mut args: ServeArgs,
+        backend: Backend,
+        dir: Option<tempfile::TempDir>,
+        pg: Option<Arc<PgDatabase>>,
+        db_path: Option<std::path::PathBuf>,
+    ) -> TestApp {
+        args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(args)
             .await
-            .expect("connect to the test database");
-        let state = AppState::with_store(args, store.clone())
-            .await
-            .expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server_state = state.clone();
-        let server = tokio::spawn(async move {
-            sealpost_server::run(listener, server_state, async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
-        Some(TestApp {
+            .expect("start a server on the test database")
+            .spawn()
+            .expect("spawn the server");
+        let addr = server.addr();
+        let state = server.state().clone();
+        TestApp {
             addr,
             base: format!("http://{addr}"),
             backend,
-            store,
+            store: state.store.clone(),
             state,
-            inner: std::sync::Arc::new(Inner {
-                shutdown: std::sync::Mutex::new(Some(tx)),
-                server: std::sync::Mutex::new(Some(server)),
+            inner: Arc::new(Inner {
+                server,
                 _dir: dir,
-                pg,
+                _pg: pg,
                 db_path,
             }),
-        })
+        }
     }
 
     /// Another node on the same database (PostgreSQL): its own pool, hub and listener.
     pub async fn second_node(&self) -> TestApp {
         let args = (*self.state.config).clone();
-        let store = Store::connect(&args.database, args.db_pool)
-            .await
-            .expect("connect");
-        let state = AppState::with_store(args, store.clone())
-            .await
-            .expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let server_state = state.clone();
-        let server = tokio::spawn(async move {
-            sealpost_server::run(listener, server_state, async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
-        TestApp {
-            addr,
-            base: format!("http://{addr}"),
-            backend: self.backend,
-            store,
-            state,
-            inner: std::sync::Arc::new(Inner {
-                shutdown: std::sync::Mutex::new(Some(tx)),
-                server: std::sync::Mutex::new(Some(server)),
-                _dir: None,
-                pg: None,
-                db_path: None,
-            }),
-        }
+        Self::start(args, self.backend, None, self.inner._pg.clone(), None).await
     }
 
-    /// A client without a token.
     /// An API client on this node, signed in as `user` (with the token it got elsewhere).
     pub fn api_for(&self, user: &TestUser) -> Api {
         let mut api = self.api();
@@ -185,6 +157,7 @@ impl TestApp {
         api
     }
 
+    /// A client without a token.
     pub fn api(&self) -> Api {
         Api::new(&self.base)
     }
@@ -195,27 +168,24 @@ impl TestApp {
 
     /// Tells the server to shut down (as SIGTERM would), without waiting.
     pub fn begin_shutdown(&self) {
-        let tx = self.inner.shutdown.lock().unwrap().take();
-        if let Some(tx) = tx {
-            let _ = tx.send(());
-        }
+        self.inner.server.begin_shutdown();
     }
 
-    /// Stops the server and drops its database.
+    /// Stops the server and closes its database (a PostgreSQL one is dropped once the last
+    /// handle on it goes).
     pub async fn stop(self) {
-        self.begin_shutdown();
-        let server = self.inner.server.lock().unwrap().take();
-        if let Some(server) = server {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
-        }
-        self.store.close().await;
-        if let Some((admin, name)) = &self.inner.pg {
-            admin_execute(
-                admin,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await;
-        }
+        let _ = self.inner.server.stop(Duration::from_secs(10)).await;
+    }
+
+    /// Runs a raw statement on the server's database (as a malicious operator could); answers the
+    /// rows it changed.
+    pub async fn sql_execute(&self, sql: &str, values: &[Value]) -> u64 {
+        self.store.test_execute(sql, values).await.expect(sql)
+    }
+
+    /// Runs a raw query whose answer is one integer.
+    pub async fn sql_scalar(&self, sql: &str, values: &[Value]) -> i64 {
+        self.store.test_scalar(sql, values).await.expect(sql)
     }
 
     /// Registers an account with made-up (but well-formed) key material; returns a signed-in
@@ -336,6 +306,73 @@ async fn admin_execute(admin: &str, sql: &str) {
     let _ = conn.close().await;
 }
 
+/// A PostgreSQL database of one test, created on the admin URL and dropped on drop, even when
+/// the test panicked.
+#[derive(Debug)]
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    /// The database's own URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A fresh, uniquely named database; `None` (said loudly) without `SEALPOST_TEST_POSTGRES`.
+    pub async fn create() -> Option<PgDatabase> {
+        let admin = postgres_admin_url()?;
+        let name = format!("sealpost_test_{}", Uuid::new_v4().simple());
+        admin_execute(&admin, &format!("CREATE DATABASE {name}")).await;
+        let url = database_url(&admin, &name);
+        Some(PgDatabase { admin, name, url })
+    }
+}
+
+impl PgDatabase {
+    /// Ends every `LISTEN` connection to this database (as a network fault would); answers how
+    /// many there were.
+    pub async fn terminate_listeners(&self) -> i64 {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .expect("connect to SEALPOST_TEST_POSTGRES");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        )
+        .bind(&self.name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("terminate the LISTEN connections");
+        let _ = conn.close().await;
+        n
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside any async context we could borrow (and may run while unwinding): a
+        // thread of its own with a small runtime does the statement and is waited for.
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(&sql).execute(&mut conn).await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("!!! could not drop the test database {}", self.name);
+        }
+    }
+}
+
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -401,56 +438,10 @@ pub async fn hear(ws: &mut Ws) -> Heard {
 
 /// Every row of every table as text (blobs and bytea as lowercase hex), read through SQL.
 pub async fn database_text(app: &TestApp) -> String {
-    use sqlx::Row as _;
-    let mut out = String::new();
-    match &app.store {
-        Store::Sqlite(pool, _) => {
-            let tables: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-            for table in tables {
-                for row in sqlx::query(&format!("SELECT * FROM \"{table}\""))
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                {
-                    for (i, _) in row.columns().iter().enumerate() {
-                        if let Ok(Some(t)) = row.try_get::<Option<String>, _>(i) {
-                            out.push_str(&t);
-                        } else if let Ok(Some(b)) = row.try_get::<Option<Vec<u8>>, _>(i) {
-                            out.push_str(&hex(&b));
-                        } else if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
-                            out.push_str(&n.to_string());
-                        }
-                        out.push('|');
-                    }
-                    out.push('\n');
-                }
-            }
-        }
-        Store::Postgres(pool) => {
-            let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            for table in tables {
-                let rows: Vec<String> =
-                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
-                        .fetch_all(pool)
-                        .await
-                        .unwrap();
-                for r in rows {
-                    out.push_str(&r);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
+    app.store
+        .test_dump_text()
+        .await
+        .expect("dump the test database")
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -1,0 +1,388 @@
+//! A batch of sends in one transaction: [`plan_batch`] checks and numbers them (pure, shared by
+//! both backends), then one write per backend stores them with one statement per table.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use sqlx::{Postgres, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::mailbox::{Entry, NewMessage, SendRefused};
+use crate::hub::notification;
+
+/// An account as a batch reads it (locked): its newest key version and its mailbox's last seq.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(super) struct AccountState {
+    id: Uuid,
+    key_version: i64,
+    last_seq: i64,
+}
+
+/// What a batch of sends writes, worked out from its accounts' rows, which the transaction holds
+/// locked.
+pub(super) struct BatchPlan {
+    /// Per send, in order: its entry, or why it was refused.
+    pub results: Vec<Result<Entry, SendRefused>>,
+    /// The entries to insert (each send's, and its sender copy).
+    pub rows: EntryColumns,
+    /// The mailboxes whose last seq moved, with the new value.
+    bumped: Vec<(Uuid, i64)>,
+}
+
+/// Checks each send against its accounts as the sends before it in the batch left them, and
+/// numbers its entries with the next seqs of their mailboxes. No I/O: both backends share it.
+pub(super) fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
+    // id -> (newest key version, last seq assigned)
+    let mut state: HashMap<Uuid, (i64, i64)> = accounts
+        .iter()
+        .map(|a| (a.id, (a.key_version, a.last_seq)))
+        .collect();
+    let mut rows = EntryColumns::default();
+    let mut results = Vec::with_capacity(batch.len());
+    for m in batch {
+        let (Some(&(recipient_version, _)), sender) =
+            (state.get(&m.recipient), state.get(&m.sender))
+        else {
+            results.push(Err(SendRefused::UnknownRecipient));
+            continue;
+        };
+        let Some(&(sender_version, _)) = sender else {
+            results.push(Err(SendRefused::SenderGone));
+            continue;
+        };
+        let refusal = if m.key_version != recipient_version {
+            Some("key_version")
+        } else if m.sender_key_version != sender_version {
+            Some("sender_key_version")
+        } else if m
+            .sender_copy
+            .as_ref()
+            .is_some_and(|(_, v)| *v != sender_version)
+        {
+            Some("sender_copy.key_version")
+        } else {
+            None
+        };
+        if let Some(field) = refusal {
+            results.push(Err(SendRefused::Stale(field)));
+            continue;
+        }
+        let mut next_seq = |mailbox: Uuid| {
+            let account = state.entry(mailbox).or_insert((0, 0));
+            account.1 += 1;
+            account.1
+        };
+        let entry = Entry {
+            id: Uuid::now_v7(),
+            mailbox: m.recipient,
+            seq: next_seq(m.recipient),
+            sender: m.sender,
+            recipient: m.recipient,
+            ciphertext: m.ciphertext.clone(),
+            key_version: m.key_version,
+            sender_key_version: m.sender_key_version,
+            created_at: m.now,
+        };
+        rows.push(&entry);
+        if let (Some((copy, v)), true) = (&m.sender_copy, m.sender != m.recipient) {
+            let seq = next_seq(m.sender);
+            rows.push(&Entry {
+                id: Uuid::now_v7(),
+                mailbox: m.sender,
+                seq,
+                sender: m.sender,
+                recipient: m.recipient,
+                ciphertext: copy.clone(),
+                key_version: *v,
+                sender_key_version: *v,
+                created_at: m.now,
+            });
+        }
+        results.push(Ok(entry));
+    }
+    let bumped = accounts
+        .iter()
+        .filter_map(|a| {
+            let last = state.get(&a.id).map_or(a.last_seq, |s| s.1);
+            (last != a.last_seq).then_some((a.id, last))
+        })
+        .collect();
+    BatchPlan {
+        results,
+        rows,
+        bumped,
+    }
+}
+
+/// Mailbox entries as columns, for one multi-row insert.
+#[derive(Default)]
+pub(super) struct EntryColumns {
+    id: Vec<Uuid>,
+    mailbox: Vec<Uuid>,
+    seq: Vec<i64>,
+    sender: Vec<Uuid>,
+    recipient: Vec<Uuid>,
+    ciphertext: Vec<Vec<u8>>,
+    key_version: Vec<i64>,
+    sender_key_version: Vec<i64>,
+    created_at: Vec<i64>,
+}
+
+impl EntryColumns {
+    fn push(&mut self, e: &Entry) {
+        self.id.push(e.id);
+        self.mailbox.push(e.mailbox);
+        self.seq.push(e.seq);
+        self.sender.push(e.sender);
+        self.recipient.push(e.recipient);
+        self.ciphertext.push(e.ciphertext.clone());
+        self.key_version.push(e.key_version);
+        self.sender_key_version.push(e.sender_key_version);
+        self.created_at.push(e.created_at);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.id.len()
+    }
+}
+
+/// A batch's writes on PostgreSQL in one statement, one round trip: the seqs, the entries (one
+/// UNNEST insert) and the notifications (sent at commit).
+const WRITE_BATCH_PG: &str = "WITH bump AS (UPDATE users SET last_seq = v.last \
+     FROM UNNEST($1::uuid[], $2::int8[]) AS v(id, last) WHERE users.id = v.id), \
+     ins AS (INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
+     sender_key_version, created_at) SELECT * FROM UNNEST($3::uuid[], $4::uuid[], $5::int8[], \
+     $6::uuid[], $7::uuid[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[])) \
+     SELECT pg_notify($12, n) FROM UNNEST($13::text[]) AS n";
+
+pub(super) async fn write_batch_pg(
+    tx: &mut Transaction<'_, Postgres>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    let (ids, last): (Vec<Uuid>, Vec<i64>) = plan.bumped.iter().copied().unzip();
+    let notes: Vec<String> = ids.iter().map(|id| notification::stored(*id)).collect();
+    let rows = &plan.rows;
+    sqlx::query(WRITE_BATCH_PG)
+        .bind(&ids)
+        .bind(&last)
+        .bind(&rows.id)
+        .bind(&rows.mailbox)
+        .bind(&rows.seq)
+        .bind(&rows.sender)
+        .bind(&rows.recipient)
+        .bind(&rows.ciphertext)
+        .bind(&rows.key_version)
+        .bind(&rows.sender_key_version)
+        .bind(&rows.created_at)
+        .bind(super::notify::CHANNEL)
+        .bind(&notes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The accounts of a batch on SQLite, which has no arrays: one placeholder per id.
+pub(super) async fn read_accounts_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    involved: &[Uuid],
+) -> Result<Vec<AccountState>, sqlx::Error> {
+    let sql = SELECT_ACCOUNTS_SQLITE.get(involved.len());
+    let mut read = sqlx::query_as(&sql);
+    for id in involved {
+        read = read.bind(id);
+    }
+    read.fetch_all(&mut **tx).await
+}
+
+/// A batch's writes on SQLite: one UPDATE for the seqs and one multi-row INSERT (a batch of at
+/// most 256 sends binds at most 4,608 values, well under SQLite's limit).
+pub(super) async fn write_batch_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    plan: &BatchPlan,
+) -> Result<(), sqlx::Error> {
+    let sql = BUMP_SEQS_SQLITE.get(plan.bumped.len());
+    let mut update = sqlx::query(&sql);
+    for (id, last) in &plan.bumped {
+        update = update.bind(id).bind(last);
+    }
+    for (id, _) in &plan.bumped {
+        update = update.bind(id);
+    }
+    update.execute(&mut **tx).await?;
+    let rows = &plan.rows;
+    let sql = INSERT_ENTRIES_SQLITE.get(rows.len());
+    let mut insert = sqlx::query(&sql);
+    for i in 0..rows.len() {
+        insert = insert
+            .bind(rows.id[i])
+            .bind(rows.mailbox[i])
+            .bind(rows.seq[i])
+            .bind(rows.sender[i])
+            .bind(rows.recipient[i])
+            .bind(&rows.ciphertext[i])
+            .bind(rows.key_version[i])
+            .bind(rows.sender_key_version[i])
+            .bind(rows.created_at[i]);
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Sizes kept: a batch has at most 256 sends, so at most 512 entries and 512 accounts.
+const SHAPES: usize = 513;
+
+/// A SQLite statement whose placeholders follow a batch's size: built once per size and kept for
+/// the life of the process, so that no send builds SQL.
+struct Shaped {
+    built: [OnceLock<Box<str>>; SHAPES],
+    build: fn(usize) -> String,
+}
+
+impl Shaped {
+    const fn new(build: fn(usize) -> String) -> Self {
+        Shaped {
+            built: [const { OnceLock::new() }; SHAPES],
+            build,
+        }
+    }
+
+    fn get(&'static self, n: usize) -> Cow<'static, str> {
+        match self.built.get(n) {
+            Some(cell) => Cow::Borrowed(cell.get_or_init(|| (self.build)(n).into())),
+            None => Cow::Owned((self.build)(n)),
+        }
+    }
+}
+
+static SELECT_ACCOUNTS_SQLITE: Shaped = Shaped::new(|n| {
+    format!(
+        "SELECT id, key_version, last_seq FROM users WHERE deleted_at IS NULL AND id IN ({})",
+        placeholders(1, n)
+    )
+});
+
+static BUMP_SEQS_SQLITE: Shaped = Shaped::new(|n| {
+    let cases: Vec<String> = (0..n)
+        .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+        .collect();
+    format!(
+        "UPDATE users SET last_seq = CASE id {} END WHERE id IN ({})",
+        cases.join(" "),
+        placeholders(2 * n + 1, n)
+    )
+});
+
+static INSERT_ENTRIES_SQLITE: Shaped = Shaped::new(|n| {
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("({})", placeholders(9 * i + 1, 9)))
+        .collect();
+    format!(
+        "INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
+         sender_key_version, created_at) VALUES {}",
+        rows.join(", ")
+    )
+});
+
+/// `$first, $first+1, …` (`count` of them).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(from: u128, to: u128, key_version: i64, copy: bool) -> NewMessage {
+        NewMessage {
+            sender: Uuid::from_u128(from),
+            recipient: Uuid::from_u128(to),
+            ciphertext: vec![to as u8],
+            key_version,
+            sender_key_version: 1,
+            sender_copy: copy.then(|| (vec![from as u8], 1)),
+            now: 7,
+        }
+    }
+
+    fn account(id: u128, key_version: i64, last_seq: i64) -> AccountState {
+        AccountState {
+            id: Uuid::from_u128(id),
+            key_version,
+            last_seq,
+        }
+    }
+
+    #[test]
+    fn a_batch_numbers_each_mailbox_on_from_its_last_seq_and_skips_refusals() {
+        // Accounts 1 and 2 (key version 1, last seqs 10 and 20); 3 does not exist; 4 has rotated.
+        let accounts = [account(1, 1, 10), account(2, 1, 20), account(4, 2, 40)];
+        let batch = [
+            send(1, 2, 1, false), // 2 gets 21
+            send(1, 3, 1, false), // no such recipient
+            send(1, 2, 2, false), // stale recipient key: takes no seq
+            send(1, 2, 1, true),  // 2 gets 22, and 1 gets 11 for the sender copy
+            send(3, 2, 1, false), // the sender is gone
+            send(1, 4, 2, false), // 4 gets 41
+            send(2, 2, 1, true),  // a note to self: one entry, 23
+        ];
+        let plan = plan_batch(&batch, &accounts);
+        let seqs: Vec<_> = plan
+            .results
+            .iter()
+            .map(|r| match r {
+                Ok(e) => Ok(e.seq),
+                Err(SendRefused::UnknownRecipient) => Err("unknown"),
+                Err(SendRefused::SenderGone) => Err("gone"),
+                Err(SendRefused::Stale(field)) => Err(*field),
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                Ok(21),
+                Err("unknown"),
+                Err("key_version"),
+                Ok(22),
+                Err("gone"),
+                Ok(41),
+                Ok(23)
+            ]
+        );
+        let written: Vec<_> = plan
+            .rows
+            .mailbox
+            .iter()
+            .zip(&plan.rows.seq)
+            .map(|(m, s)| (m.as_u128(), *s))
+            .collect();
+        assert_eq!(written, [(2, 21), (2, 22), (1, 11), (4, 41), (2, 23)]);
+        // The sender copy is sealed to the sender's key version and holds the copy.
+        assert_eq!(plan.rows.ciphertext[2], vec![1]);
+        let bumped: Vec<_> = plan
+            .bumped
+            .iter()
+            .map(|(id, s)| (id.as_u128(), *s))
+            .collect();
+        assert_eq!(bumped, [(1, 11), (2, 23), (4, 41)]);
+    }
+
+    #[test]
+    fn shaped_statements_are_built_once_per_size() {
+        let a = INSERT_ENTRIES_SQLITE.get(2);
+        let b = INSERT_ENTRIES_SQLITE.get(2);
+        assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
+        assert!(a.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
+        assert_eq!(
+            BUMP_SEQS_SQLITE.get(1),
+            "UPDATE users SET last_seq = CASE id WHEN $1 THEN $2 END WHERE id IN ($3)"
+        );
+    }
+}
