@@ -86,6 +86,10 @@ fn salsa_box(their_public: &PublicKey, my_secret: &SecretKey) -> SalsaBox {
 
 /// `n || tag || ciphertext`: `n || crypto_secretbox_easy(msg, n, key)` for a secretbox,
 /// `n || crypto_box_easy(msg, n, pk, sk)` for a box.
+#[expect(
+    clippy::expect_used,
+    reason = "XSalsa20-Poly1305 fails only when given associated data, and it is given none"
+)]
 fn nonce_and_aead<A>(cipher: &A, msg: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8>
 where
     A: AeadInPlace<NonceSize = U24, TagSize = U16>,
@@ -167,6 +171,10 @@ pub(crate) fn open_nonce_and_box(
 }
 
 /// `crypto_box_seal(msg, recipient)`, with a fresh ephemeral key pair from the OS CSPRNG.
+#[expect(
+    clippy::expect_used,
+    reason = "XSalsa20-Poly1305 fails only when given associated data, and it is given none"
+)]
 pub(crate) fn box_seal(msg: &[u8], recipient: &PublicKey) -> Vec<u8> {
     crypto_box::PublicKey::from(*recipient.as_bytes())
         .seal(&mut OsRng, msg)
@@ -184,6 +192,10 @@ pub(crate) fn box_seal_open(sealed: &[u8], my_secret: &SecretKey) -> Option<Vec<
 }
 
 /// `crypto_generichash(32, msg, key)`: keyed BLAKE2b-256.
+#[expect(
+    clippy::expect_used,
+    reason = "a 32-byte key is within BLAKE2b's 64-byte limit"
+)]
 pub(crate) fn keyed_hash32(msg: &[u8], key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(key)
         .expect("a 32-byte key is within BLAKE2b's 64-byte limit");

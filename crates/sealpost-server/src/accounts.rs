@@ -293,9 +293,9 @@ impl Fields for RecoverRequest {
 pub struct RecoverResponse {
     /// Single use, 10 minutes: for `PUT /v1/account/password`.
     #[schema(value_type = String)]
-    recovery_token: Secret,
+    pub(crate) recovery_token: Secret,
     /// The account key wrapped under the recovery key.
-    wrapped_account_key: String,
+    pub(crate) wrapped_account_key: String,
 }
 
 /// Prove possession of the recovery key: get the recovery wrap and a token to set a new password.

@@ -220,10 +220,10 @@ impl Fields for RefreshRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
     #[schema(value_type = String)]
-    access_token: Secret,
+    pub(crate) access_token: Secret,
     #[schema(value_type = String)]
-    refresh_token: Secret,
-    expires_in: u64,
+    pub(crate) refresh_token: Secret,
+    pub(crate) expires_in: u64,
 }
 
 /// Trade a refresh token for new tokens. The old refresh token dies; presenting a dead one

@@ -56,6 +56,9 @@ mod users;
 mod validate;
 mod wire;
 
+#[cfg(test)]
+mod redaction_tests;
+
 pub use config::ServeArgs;
 pub use error::ApiError;
 pub use state::AppState;

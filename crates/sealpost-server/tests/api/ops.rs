@@ -152,3 +152,85 @@ both!(overload_is_shed_with_503, |app: TestApp| async move {
         .contains("sealpost_overloaded_total"));
     app.stop().await;
 });
+
+both!(
+    metrics_parse_as_prometheus_text,
+    |app: TestApp| async move {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        for _ in 0..3 {
+            alice
+                .api
+                .send(&sealpost_client::api::SendRequest {
+                    to: bob.id,
+                    ciphertext: ciphertext(1),
+                    key_version: 1,
+                    sender_key_version: 1,
+                    sender_copy: None,
+                })
+                .await
+                .unwrap();
+        }
+        let text = app.api().metrics().await.unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+        // Every family that has samples is described.
+        for sample in &scrape.samples {
+            let family = ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .find_map(|s| sample.metric.strip_suffix(s))
+                .unwrap_or(&sample.metric);
+            assert!(
+                scrape.docs.contains_key(family) || scrape.docs.contains_key(&sample.metric),
+                "{} has no HELP",
+                sample.metric
+            );
+        }
+        let sends = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "sealpost_http_requests_total"
+                    && s.labels.get("route") == Some("/v1/messages")
+                    && s.labels.get("status") == Some("201")
+            })
+            .expect("a counter of the sends");
+        assert!(matches!(sends.value, prometheus_parse::Value::Counter(n) if n == 3.0));
+        // The latency histogram: buckets that only grow, up to +Inf, which is the count.
+        let histogram = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "sealpost_http_request_duration_seconds"
+                    && s.labels.get("route") == Some("/v1/messages")
+            })
+            .expect("a latency histogram of the sends");
+        let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+            panic!("not a histogram: {:?}", histogram.value);
+        };
+        assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        let last = buckets.last().unwrap();
+        assert!(
+            last.less_than.is_infinite() && last.count == 3.0,
+            "{buckets:?}"
+        );
+    }
+);
+
+#[tokio::test]
+async fn readyz_says_unavailable_when_the_database_is_gone() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    app.api().readyz().await.unwrap();
+    // The pool closed under the server: the database no longer answers.
+    app.store.close().await;
+    let raw = app
+        .api()
+        .raw(Method::GET, "/readyz", RawBody::None)
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 503);
+    assert_eq!(raw.json["status"], "unavailable", "{:?}", raw.json);
+    app.stop().await;
+}
