@@ -1,5 +1,6 @@
-//! A batch of sends in one transaction: [`plan_batch`] checks and numbers them (pure, shared by
-//! both backends), then one write per backend stores them with one statement per table.
+//! Sends, group-committed: a batch in one transaction. [`Store::send_batch`] locks the accounts
+//! involved, [`plan_batch`] checks and numbers the sends (pure, shared by both backends), then
+//! one write per backend stores them with one statement per table.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -9,11 +10,62 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::mailbox::{Entry, NewMessage, SendRefused};
+use super::{Db, Store};
 use crate::hub::notification;
+
+/// The accounts of a batch, locked in id order, so that two nodes' batches never deadlock.
+const LOCK_ACCOUNTS_PG: &str = "SELECT id, key_version, last_seq FROM users \
+     WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE";
+
+impl Store {
+    /// Group commit: stores many sends (each with the next `seq` of its mailboxes, and its sender
+    /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
+    /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
+    ///
+    /// Every account involved is locked first (PostgreSQL: in id order, so that concurrent
+    /// batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN IMMEDIATE`),
+    /// then the sends are checked and numbered by `plan_batch`, and written with one statement
+    /// per table.
+    pub async fn send_batch(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
+        let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
+        involved.sort();
+        involved.dedup();
+        match &self.db {
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let accounts: Vec<AccountState> = sqlx::query_as(LOCK_ACCOUNTS_PG)
+                    .bind(&involved)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let plan = plan_batch(batch, &accounts);
+                if !plan.rows.is_empty() {
+                    write_batch_pg(&mut tx, &plan).await?;
+                }
+                tx.commit().await?;
+                Ok(plan.results)
+            }
+            Db::Sqlite(pool, _) => {
+                let _writing = self.write_lock().await;
+                // IMMEDIATE: the write lock first, so that the read below cannot go stale.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let accounts = read_accounts_sqlite(&mut tx, &involved).await?;
+                let plan = plan_batch(batch, &accounts);
+                if !plan.rows.is_empty() {
+                    write_batch_sqlite(&mut tx, &plan).await?;
+                }
+                tx.commit().await?;
+                Ok(plan.results)
+            }
+        }
+    }
+}
 
 /// An account as a batch reads it (locked): its newest key version and its mailbox's last seq.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub(super) struct AccountState {
+struct AccountState {
     id: Uuid,
     key_version: i64,
     last_seq: i64,
@@ -21,18 +73,18 @@ pub(super) struct AccountState {
 
 /// What a batch of sends writes, worked out from its accounts' rows, which the transaction holds
 /// locked.
-pub(super) struct BatchPlan {
+struct BatchPlan {
     /// Per send, in order: its entry, or why it was refused.
-    pub results: Vec<Result<Entry, SendRefused>>,
+    results: Vec<Result<Entry, SendRefused>>,
     /// The entries to insert (each send's, and its sender copy).
-    pub rows: EntryColumns,
+    rows: EntryColumns,
     /// The mailboxes whose last seq moved, with the new value.
     bumped: Vec<(Uuid, i64)>,
 }
 
 /// Checks each send against its accounts as the sends before it in the batch left them, and
 /// numbers its entries with the next seqs of their mailboxes. No I/O: both backends share it.
-pub(super) fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
+fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
     // id -> (newest key version, last seq assigned)
     let mut state: HashMap<Uuid, (i64, i64)> = accounts
         .iter()
@@ -117,7 +169,7 @@ pub(super) fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> Bat
 
 /// Mailbox entries as columns, for one multi-row insert.
 #[derive(Default)]
-pub(super) struct EntryColumns {
+struct EntryColumns {
     id: Vec<Uuid>,
     mailbox: Vec<Uuid>,
     seq: Vec<i64>,
@@ -142,7 +194,7 @@ impl EntryColumns {
         self.created_at.push(e.created_at);
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.id.is_empty()
     }
 
@@ -160,7 +212,7 @@ const WRITE_BATCH_PG: &str = "WITH bump AS (UPDATE users SET last_seq = v.last \
      $6::uuid[], $7::uuid[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[])) \
      SELECT pg_notify($12, n) FROM UNNEST($13::text[]) AS n";
 
-pub(super) async fn write_batch_pg(
+async fn write_batch_pg(
     tx: &mut Transaction<'_, Postgres>,
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
@@ -187,7 +239,7 @@ pub(super) async fn write_batch_pg(
 }
 
 /// The accounts of a batch on SQLite, which has no arrays: one placeholder per id.
-pub(super) async fn read_accounts_sqlite(
+async fn read_accounts_sqlite(
     tx: &mut Transaction<'_, Sqlite>,
     involved: &[Uuid],
 ) -> Result<Vec<AccountState>, sqlx::Error> {
@@ -201,7 +253,7 @@ pub(super) async fn read_accounts_sqlite(
 
 /// A batch's writes on SQLite: one UPDATE for the seqs and one multi-row INSERT (a batch of at
 /// most 256 sends binds at most 4,608 values, well under SQLite's limit).
-pub(super) async fn write_batch_sqlite(
+async fn write_batch_sqlite(
     tx: &mut Transaction<'_, Sqlite>,
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {

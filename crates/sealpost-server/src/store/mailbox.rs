@@ -1,10 +1,9 @@
-//! Mailboxes: sends (group-committed, see [`super::batch`]), pages, deletions, and the version
-//! the newest-page cache checks.
+//! Mailboxes: what an entry is, pages, deletions, and the version the newest-page cache checks.
+//! Sends are stored in batches (`super::batch`).
 
 use uuid::Uuid;
 
-use super::batch::{plan_batch, write_batch_pg, write_batch_sqlite, AccountState};
-use super::{Db, Store};
+use super::Store;
 use crate::pages::MailboxVersion;
 
 /// A send, after its shape was checked.
@@ -98,9 +97,6 @@ const DELETE_ENTRY: &str = "DELETE FROM messages WHERE id = $1 AND mailbox = $2"
 /// Every deletion from a mailbox raises its version, in the deletion's transaction.
 pub(super) const BUMP_MAILBOX_REV: &str =
     "UPDATE users SET mailbox_rev = mailbox_rev + 1 WHERE id = $1";
-/// The accounts of a batch, locked in id order, so that two nodes' batches never deadlock.
-const LOCK_ACCOUNTS_PG: &str = "SELECT id, key_version, last_seq FROM users \
-     WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE";
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
@@ -109,50 +105,6 @@ struct VersionRow {
 }
 
 impl Store {
-    /// Group commit: stores many sends (each with the next `seq` of its mailboxes, and its sender
-    /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
-    /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
-    ///
-    /// Every account involved is locked first (PostgreSQL: in id order, so that concurrent
-    /// batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN IMMEDIATE`),
-    /// then the sends are checked and numbered by `plan_batch`, and written with one statement
-    /// per table.
-    pub async fn send_batch(
-        &self,
-        batch: &[NewMessage],
-    ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
-        let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
-        involved.sort();
-        involved.dedup();
-        match &self.db {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let accounts: Vec<AccountState> = sqlx::query_as(LOCK_ACCOUNTS_PG)
-                    .bind(&involved)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let plan = plan_batch(batch, &accounts);
-                if !plan.rows.is_empty() {
-                    write_batch_pg(&mut tx, &plan).await?;
-                }
-                tx.commit().await?;
-                Ok(plan.results)
-            }
-            Db::Sqlite(pool, _) => {
-                let _writing = self.write_lock().await;
-                // IMMEDIATE: the write lock first, so that the read below cannot go stale.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let accounts = super::batch::read_accounts_sqlite(&mut tx, &involved).await?;
-                let plan = plan_batch(batch, &accounts);
-                if !plan.rows.is_empty() {
-                    write_batch_sqlite(&mut tx, &plan).await?;
-                }
-                tx.commit().await?;
-                Ok(plan.results)
-            }
-        }
-    }
-
     /// A page of a mailbox: ascending after a `seq`, or descending before one.
     pub async fn entries(
         &self,
