@@ -65,7 +65,7 @@ fn diagnose<T: DeserializeOwned + Fields>(bytes: &[u8], max_ciphertext_encoded: 
     let Value::Object(map) = &value else {
         return ApiError::invalid_body("the body must be a JSON object");
     };
-    if let Some(path) = find_key(&value, "plaintext", "") {
+    if let Some(path) = find_key(&value, "plaintext") {
         return ApiError::invalid(
             path,
             "plaintext is never accepted: messages are sealed on the client (PROTOCOL §3) and only \
@@ -82,7 +82,7 @@ fn diagnose<T: DeserializeOwned + Fields>(bytes: &[u8], max_ciphertext_encoded: 
             }
         }
     }
-    if let Some(path) = oversized_ciphertext(&value, "", max_ciphertext_encoded) {
+    if let Some(path) = oversized_ciphertext(&value, max_ciphertext_encoded) {
         return ApiError::TooLarge {
             message: "the ciphertext is too large".into(),
             field: Some(path.into()),
@@ -128,7 +128,8 @@ fn unknown(path: &str) -> ApiError {
     )
 }
 
-fn find_key(value: &Value, key: &str, prefix: &str) -> Option<String> {
+/// The dotted path of the first field, at any depth of nested objects, that `hit` picks.
+fn find_field(value: &Value, prefix: &str, hit: &dyn Fn(&str, &Value) -> bool) -> Option<String> {
     let Value::Object(map) = value else {
         return None;
     };
@@ -138,37 +139,24 @@ fn find_key(value: &Value, key: &str, prefix: &str) -> Option<String> {
         } else {
             format!("{prefix}.{name}")
         };
-        if name == key {
+        if hit(name, inner) {
             return Some(path);
         }
-        if let Some(found) = find_key(inner, key, &path) {
+        if let Some(found) = find_field(inner, &path, hit) {
             return Some(found);
         }
     }
     None
 }
 
-fn oversized_ciphertext(value: &Value, prefix: &str, max: usize) -> Option<String> {
-    let Value::Object(map) = value else {
-        return None;
-    };
-    for (name, inner) in map {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        match inner {
-            Value::String(s) if name == "ciphertext" && s.len() > max => return Some(path),
-            Value::Object(_) => {
-                if let Some(found) = oversized_ciphertext(inner, &path, max) {
-                    return Some(found);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+fn find_key(value: &Value, key: &str) -> Option<String> {
+    find_field(value, "", &|name, _| name == key)
+}
+
+fn oversized_ciphertext(value: &Value, max: usize) -> Option<String> {
+    find_field(value, "", &|name, inner| {
+        name == "ciphertext" && matches!(inner, Value::String(s) if s.len() > max)
+    })
 }
 
 /// The client's address, for rate limits (unspecified when the server was not told it).
