@@ -5,6 +5,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::error::{error_from, excerpt, EXCERPT_CHARS};
 use super::*;
 
 const USER: &str = "0191d3a0-7b1c-7cc4-8f7a-3a4a5b6c7d8e";

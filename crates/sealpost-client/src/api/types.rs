@@ -1,0 +1,414 @@
+//! The wire types of PROTOCOL §4 and §5, binary values as plain bytes (canonical base64url on the
+//! wire, §1).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::b64;
+
+/// The password hashing parameters of an account (§2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kdf {
+    /// `argon2id13`.
+    pub alg: String,
+    #[serde(with = "b64")]
+    pub salt: Vec<u8>,
+    pub opslimit: u64,
+    pub memlimit: u64,
+}
+
+/// The recovery key's proof and its wrap of the account key (§2.3).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryWrap {
+    /// `recovery_auth_key`: secret.
+    #[serde(with = "b64")]
+    pub auth_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+}
+
+/// `POST /v1/accounts`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub kdf: Kdf,
+    /// Secret.
+    #[serde(with = "b64")]
+    pub auth_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub wrapped_secret_key: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryWrap>,
+}
+
+/// The answer to `POST /v1/accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub user_id: Uuid,
+    pub key_version: i64,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    /// Secret.
+    #[serde(with = "b64")]
+    pub auth_key: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+/// One key version of an account, its secret key wrapped under the account key (§2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+    pub key_version: i64,
+    #[serde(with = "b64")]
+    pub wrapped_secret_key: Vec<u8>,
+}
+
+/// The answer to `POST /v1/auth/login`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// Secret.
+    pub access_token: String,
+    /// Secret.
+    pub refresh_token: String,
+    /// Seconds.
+    pub expires_in: u64,
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+    /// The newest version.
+    pub keys: KeyInfo,
+    /// The older versions, newest first.
+    pub previous_keys: Vec<KeyInfo>,
+}
+
+/// The answer to `POST /v1/auth/refresh`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// Secret.
+    pub access_token: String,
+    /// Secret.
+    pub refresh_token: String,
+    /// Seconds.
+    pub expires_in: u64,
+}
+
+/// One of the caller's sessions (`GET /v1/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: Uuid,
+    #[serde(default)]
+    pub device_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    /// The session making this call.
+    pub current: bool,
+}
+
+/// A user's public key at one version (`GET /v1/users/…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub user_id: Uuid,
+    /// `None` for a deleted account (§5).
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+    pub key_version: i64,
+    /// Only ever `true` from `GET /v1/users/{id}/keys/{v}`.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRequest {
+    pub to: Uuid,
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+    /// The recipient's version the envelope is sealed to.
+    pub key_version: i64,
+    /// The sender's own version whose secret key made the inner box.
+    pub sender_key_version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_copy: Option<SenderCopy>,
+}
+
+/// The same payload sealed to the sender's own newest key (§3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderCopy {
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+    pub key_version: i64,
+}
+
+/// The answer to `POST /v1/messages`: the recipient's entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResponse {
+    pub id: Uuid,
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A mailbox entry, still sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: Uuid,
+    pub seq: i64,
+    pub from: Uuid,
+    pub to: Uuid,
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+    pub key_version: i64,
+    pub sender_key_version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Which page of the mailbox to fetch (`GET /v1/messages`); both bounds are exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Entries with `seq > after`, ascending.
+    After { after: i64, limit: Option<u32> },
+    /// Entries with `seq < before`, newest first (`i64::MAX` starts at the newest).
+    Before { before: i64, limit: Option<u32> },
+}
+
+impl Default for Page {
+    /// From the start of the mailbox, with the server's default limit.
+    fn default() -> Self {
+        Page::After {
+            after: 0,
+            limit: None,
+        }
+    }
+}
+
+/// One page of the mailbox; the cursor for the direction asked is always there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// For [`Page::After`]: the last `seq` returned, or the bound given when the page is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+    /// For [`Page::Before`]: the last `seq` returned, or the bound given when the page is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+/// `PUT /v1/account/password`: exactly one of `current_auth_key` and `recovery_token`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    /// Secret.
+    #[serde(default, with = "b64::option", skip_serializing_if = "Option::is_none")]
+    pub current_auth_key: Option<Vec<u8>>,
+    /// Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_token: Option<String>,
+    pub kdf: Kdf,
+    /// Secret.
+    #[serde(with = "b64")]
+    pub auth_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+}
+
+/// `PUT /v1/account/recovery`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRecoveryRequest {
+    /// Secret.
+    #[serde(with = "b64")]
+    pub current_auth_key: Vec<u8>,
+    pub recovery: RecoveryWrap,
+}
+
+/// The answer to `POST /v1/auth/recover`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverResponse {
+    /// Secret: single use, 10 minutes.
+    pub recovery_token: String,
+    /// The recovery wrap of the account key.
+    #[serde(with = "b64")]
+    pub wrapped_account_key: Vec<u8>,
+}
+
+/// `POST /v1/keys/rotate`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRequest {
+    /// Secret.
+    #[serde(with = "b64")]
+    pub current_auth_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+    /// The newest version + 1.
+    pub key_version: i64,
+    #[serde(with = "b64")]
+    pub wrapped_secret_key: Vec<u8>,
+}
+
+/// The body of [`Api::raw`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawBody {
+    /// No body, no content type.
+    None,
+    /// A JSON body with `Content-Type: application/json`.
+    Json(serde_json::Value),
+    /// Any text, with the given content type (or none at all).
+    Text {
+        content_type: Option<String>,
+        body: String,
+    },
+}
+
+/// Whatever [`Api::raw`] got back.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as JSON, or `Null` when it is empty or not JSON.
+    pub json: serde_json::Value,
+    /// The body as text.
+    pub text: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug without secrets
+// ---------------------------------------------------------------------------------------------
+
+/// Stands in for a secret in `Debug` output.
+pub(super) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Shows how long a byte string is, not what it holds: for the account key wrapped under the
+/// password's key, which would let a reader of logs test password guesses offline.
+struct Len<'a>(&'a [u8]);
+
+impl fmt::Debug for Len<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
+fn redacted<T>(secret: &Option<T>) -> Option<Redacted> {
+    secret.as_ref().map(|_| Redacted)
+}
+
+impl fmt::Debug for RecoveryWrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryWrap")
+            .field("auth_key", &Redacted)
+            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("email", &self.email)
+            .field("kdf", &self.kdf)
+            .field("auth_key", &Redacted)
+            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
+            .field("public_key", &self.public_key)
+            .field("wrapped_secret_key", &self.wrapped_secret_key)
+            .field("recovery", &self.recovery)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("email", &self.email)
+            .field("auth_key", &Redacted)
+            .field("device_name", &self.device_name)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("user_id", &self.user_id)
+            .field("session_id", &self.session_id)
+            .field("access_token", &Redacted)
+            .field("refresh_token", &Redacted)
+            .field("expires_in", &self.expires_in)
+            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
+            .field("keys", &self.keys)
+            .field("previous_keys", &self.previous_keys)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &Redacted)
+            .field("refresh_token", &Redacted)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ChangePasswordRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangePasswordRequest")
+            .field("current_auth_key", &redacted(&self.current_auth_key))
+            .field("recovery_token", &redacted(&self.recovery_token))
+            .field("kdf", &self.kdf)
+            .field("auth_key", &Redacted)
+            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
+            .finish()
+    }
+}
+
+impl fmt::Debug for SetRecoveryRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetRecoveryRequest")
+            .field("current_auth_key", &Redacted)
+            .field("recovery", &self.recovery)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RecoverResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoverResponse")
+            .field("recovery_token", &Redacted)
+            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
+            .finish()
+    }
+}
+
+impl fmt::Debug for RotateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RotateRequest")
+            .field("current_auth_key", &Redacted)
+            .field("public_key", &self.public_key)
+            .field("key_version", &self.key_version)
+            .field("wrapped_secret_key", &self.wrapped_secret_key)
+            .finish()
+    }
+}
