@@ -76,7 +76,7 @@ mod messages;
 mod stream;
 
 pub use account::{normalize_email, RegisterOptions, Registration};
-pub use api::{Api, ApiError, Session};
+pub use api::{Api, ApiError, Secret, SecretBytes, Session};
 pub use client::{Client, Identity, KdfObserver, KdfProgress};
 pub use contacts::{format_safety_number, Contact, ContactRef, SafetyNumbers};
 pub use error::{Error, KeyChange};

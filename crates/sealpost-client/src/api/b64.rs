@@ -16,26 +16,3 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>
     let text = String::deserialize(deserializer)?;
     sealpost_crypto::b64::decode(&text).map_err(D::Error::custom)
 }
-
-/// `#[serde(with = "b64::option")]` for `Option<Vec<u8>>`.
-pub mod option {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(
-        bytes: &Option<Vec<u8>>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(bytes) => super::serialize(bytes, serializer),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
-        Option::<String>::deserialize(deserializer)?
-            .map(|text| sealpost_crypto::b64::decode(&text).map_err(D::Error::custom))
-            .transpose()
-    }
-}

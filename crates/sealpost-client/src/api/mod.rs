@@ -11,6 +11,7 @@ use std::fmt;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
+pub use sealpost_proto::{Secret, SecretBytes};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,7 +24,6 @@ pub use error::ApiError;
 pub use types::*;
 
 use answer::Answer;
-use types::Redacted;
 
 /// A thin client for the Sealpost HTTP API.
 ///
@@ -34,17 +34,15 @@ pub struct Api {
     http: reqwest::Client,
     /// Without a trailing slash, so that `base_url + "/v1/…"` is the endpoint.
     base_url: String,
-    access_token: Option<String>,
+    access_token: Option<Secret>,
 }
 
+/// Not derived: reqwest's own `Debug` of its client is long, and shows proxy settings.
 impl fmt::Debug for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Api")
             .field("base_url", &self.base_url)
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| Redacted),
-            )
+            .field("access_token", &self.access_token)
             .finish_non_exhaustive()
     }
 }
@@ -73,13 +71,13 @@ impl Api {
     }
 
     /// Sets (or, with `None`, forgets) the access token sent on authenticated calls.
-    pub fn set_token(&mut self, access_token: Option<String>) {
+    pub fn set_token(&mut self, access_token: Option<Secret>) {
         self.access_token = access_token;
     }
 
     /// The access token sent on authenticated calls, if any.
-    pub fn token(&self) -> Option<&str> {
-        self.access_token.as_deref()
+    pub fn token(&self) -> Option<&Secret> {
+        self.access_token.as_ref()
     }
 
     /// The server's base URL, without a trailing slash.
@@ -124,10 +122,10 @@ impl Api {
     }
 
     /// `POST /v1/auth/refresh` → 200 with a new pair; the old refresh token is dead afterwards.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ApiError> {
+    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair, ApiError> {
         #[derive(Serialize)]
         struct Body<'a> {
-            refresh_token: &'a str,
+            refresh_token: &'a Secret,
         }
         let call = self
             .request(Method::POST, "/v1/auth/refresh", Auth::None)
@@ -277,13 +275,12 @@ impl Api {
     pub async fn recover(
         &self,
         email: &str,
-        recovery_auth_key: &[u8],
+        recovery_auth_key: &SecretBytes,
     ) -> Result<RecoverResponse, ApiError> {
         #[derive(Serialize)]
         struct Body<'a> {
             email: &'a str,
-            #[serde(serialize_with = "b64::serialize")]
-            recovery_auth_key: &'a [u8],
+            recovery_auth_key: &'a SecretBytes,
         }
         let call = self
             .request(Method::POST, "/v1/auth/recover", Auth::None)
@@ -303,11 +300,10 @@ impl Api {
     }
 
     /// `POST /v1/account/delete` (bearer) → 204.
-    pub async fn delete_account(&self, current_auth_key: &[u8]) -> Result<(), ApiError> {
+    pub async fn delete_account(&self, current_auth_key: &SecretBytes) -> Result<(), ApiError> {
         #[derive(Serialize)]
         struct Body<'a> {
-            #[serde(serialize_with = "b64::serialize")]
-            current_auth_key: &'a [u8],
+            current_auth_key: &'a SecretBytes,
         }
         let call = self
             .request(Method::POST, "/v1/account/delete", Auth::Bearer)
@@ -357,7 +353,7 @@ impl Api {
             .request(method, format!("{}{path}", self.base_url));
         match (auth, &self.access_token) {
             // `bearer_auth` marks the header sensitive, so reqwest's own Debug hides it too.
-            (Auth::Bearer, Some(token)) => builder.bearer_auth(token),
+            (Auth::Bearer, Some(token)) => builder.bearer_auth(token.expose()),
             _ => builder,
         }
     }

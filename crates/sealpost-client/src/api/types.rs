@@ -1,11 +1,12 @@
 //! The wire types of PROTOCOL §4 and §5, binary values as plain bytes (canonical base64url on the
 //! wire, §1).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use sealpost_crypto::KdfParams;
+use sealpost_proto::{Secret, SecretBytes};
 
 use super::b64;
 
@@ -20,26 +21,58 @@ pub struct Kdf {
     pub memlimit: u64,
 }
 
+impl Kdf {
+    /// Reads the server's word as [`KdfParams`], refusing what PROTOCOL §2.1 refuses (another
+    /// `alg`, a salt that is not 16 bytes, limits out of bounds) before anything is derived from
+    /// it: [`KdfParams::from_wire`]'s checks, on the salt's bytes as they came off the wire.
+    pub fn to_params(&self) -> Result<KdfParams, sealpost_crypto::Error> {
+        use sealpost_crypto::Error::InvalidKdf;
+        if self.alg != KdfParams::ALG {
+            return Err(InvalidKdf("the algorithm is not argon2id13"));
+        }
+        let salt = <[u8; 16]>::try_from(self.salt.as_slice())
+            .map_err(|_| InvalidKdf("the salt is not 16 bytes"))?;
+        let params = KdfParams {
+            salt,
+            opslimit: self.opslimit,
+            memlimit: self.memlimit,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+}
+
+impl From<&KdfParams> for Kdf {
+    fn from(params: &KdfParams) -> Self {
+        Kdf {
+            alg: KdfParams::ALG.to_owned(),
+            salt: params.salt.to_vec(),
+            opslimit: params.opslimit,
+            memlimit: params.memlimit,
+        }
+    }
+}
+
 /// The recovery key's proof and its wrap of the account key (§2.3).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryWrap {
     /// `recovery_auth_key`: secret.
-    #[serde(with = "b64")]
-    pub auth_key: Vec<u8>,
-    #[serde(with = "b64")]
-    pub wrapped_account_key: Vec<u8>,
+    pub auth_key: SecretBytes,
+    /// Secret: the account key wrapped under a key derived from the password (or the recovery
+    /// key), which a reader of logs could test guesses against offline.
+    pub wrapped_account_key: SecretBytes,
 }
 
 /// `POST /v1/accounts`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterRequest {
     pub email: String,
     pub kdf: Kdf,
     /// Secret.
-    #[serde(with = "b64")]
-    pub auth_key: Vec<u8>,
-    #[serde(with = "b64")]
-    pub wrapped_account_key: Vec<u8>,
+    pub auth_key: SecretBytes,
+    /// Secret: the account key wrapped under a key derived from the password (or the recovery
+    /// key), which a reader of logs could test guesses against offline.
+    pub wrapped_account_key: SecretBytes,
     #[serde(with = "b64")]
     pub public_key: Vec<u8>,
     #[serde(with = "b64")]
@@ -56,12 +89,11 @@ pub struct RegisterResponse {
 }
 
 /// `POST /v1/auth/login`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
     /// Secret.
-    #[serde(with = "b64")]
-    pub auth_key: Vec<u8>,
+    pub auth_key: SecretBytes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
 }
@@ -77,18 +109,19 @@ pub struct KeyInfo {
 }
 
 /// The answer to `POST /v1/auth/login`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginResponse {
     pub user_id: Uuid,
     pub session_id: Uuid,
     /// Secret.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Secret.
-    pub refresh_token: String,
+    pub refresh_token: Secret,
     /// Seconds.
     pub expires_in: u64,
-    #[serde(with = "b64")]
-    pub wrapped_account_key: Vec<u8>,
+    /// Secret: the account key wrapped under a key derived from the password (or the recovery
+    /// key), which a reader of logs could test guesses against offline.
+    pub wrapped_account_key: SecretBytes,
     /// The newest version.
     pub keys: KeyInfo,
     /// The older versions, newest first.
@@ -96,12 +129,12 @@ pub struct LoginResponse {
 }
 
 /// The answer to `POST /v1/auth/refresh`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenPair {
     /// Secret.
-    pub access_token: String,
+    pub access_token: Secret,
     /// Secret.
-    pub refresh_token: String,
+    pub refresh_token: Secret,
     /// Seconds.
     pub expires_in: u64,
 }
@@ -213,47 +246,44 @@ pub struct MessagePage {
 }
 
 /// `PUT /v1/account/password`: exactly one of `current_auth_key` and `recovery_token`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePasswordRequest {
     /// Secret.
-    #[serde(default, with = "b64::option", skip_serializing_if = "Option::is_none")]
-    pub current_auth_key: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_auth_key: Option<SecretBytes>,
     /// Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovery_token: Option<String>,
+    pub recovery_token: Option<Secret>,
     pub kdf: Kdf,
     /// Secret.
-    #[serde(with = "b64")]
-    pub auth_key: Vec<u8>,
-    #[serde(with = "b64")]
-    pub wrapped_account_key: Vec<u8>,
+    pub auth_key: SecretBytes,
+    /// Secret: the account key wrapped under a key derived from the password (or the recovery
+    /// key), which a reader of logs could test guesses against offline.
+    pub wrapped_account_key: SecretBytes,
 }
 
 /// `PUT /v1/account/recovery`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetRecoveryRequest {
     /// Secret.
-    #[serde(with = "b64")]
-    pub current_auth_key: Vec<u8>,
+    pub current_auth_key: SecretBytes,
     pub recovery: RecoveryWrap,
 }
 
 /// The answer to `POST /v1/auth/recover`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoverResponse {
     /// Secret: single use, 10 minutes.
-    pub recovery_token: String,
-    /// The recovery wrap of the account key.
-    #[serde(with = "b64")]
-    pub wrapped_account_key: Vec<u8>,
+    pub recovery_token: Secret,
+    /// The recovery wrap of the account key; secret like every wrap of it.
+    pub wrapped_account_key: SecretBytes,
 }
 
 /// `POST /v1/keys/rotate`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotateRequest {
     /// Secret.
-    #[serde(with = "b64")]
-    pub current_auth_key: Vec<u8>,
+    pub current_auth_key: SecretBytes,
     #[serde(with = "b64")]
     pub public_key: Vec<u8>,
     /// The newest version + 1.
@@ -285,130 +315,4 @@ pub struct RawResponse {
     pub json: serde_json::Value,
     /// The body as text.
     pub text: String,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Debug without secrets
-// ---------------------------------------------------------------------------------------------
-
-/// Stands in for a secret in `Debug` output.
-pub(super) struct Redacted;
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Shows how long a byte string is, not what it holds: for the account key wrapped under the
-/// password's key, which would let a reader of logs test password guesses offline.
-struct Len<'a>(&'a [u8]);
-
-impl fmt::Debug for Len<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{} bytes>", self.0.len())
-    }
-}
-
-fn redacted<T>(secret: &Option<T>) -> Option<Redacted> {
-    secret.as_ref().map(|_| Redacted)
-}
-
-impl fmt::Debug for RecoveryWrap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecoveryWrap")
-            .field("auth_key", &Redacted)
-            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
-            .finish()
-    }
-}
-
-impl fmt::Debug for RegisterRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegisterRequest")
-            .field("email", &self.email)
-            .field("kdf", &self.kdf)
-            .field("auth_key", &Redacted)
-            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
-            .field("public_key", &self.public_key)
-            .field("wrapped_secret_key", &self.wrapped_secret_key)
-            .field("recovery", &self.recovery)
-            .finish()
-    }
-}
-
-impl fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("email", &self.email)
-            .field("auth_key", &Redacted)
-            .field("device_name", &self.device_name)
-            .finish()
-    }
-}
-
-impl fmt::Debug for LoginResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginResponse")
-            .field("user_id", &self.user_id)
-            .field("session_id", &self.session_id)
-            .field("access_token", &Redacted)
-            .field("refresh_token", &Redacted)
-            .field("expires_in", &self.expires_in)
-            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
-            .field("keys", &self.keys)
-            .field("previous_keys", &self.previous_keys)
-            .finish()
-    }
-}
-
-impl fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("access_token", &Redacted)
-            .field("refresh_token", &Redacted)
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
-}
-
-impl fmt::Debug for ChangePasswordRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChangePasswordRequest")
-            .field("current_auth_key", &redacted(&self.current_auth_key))
-            .field("recovery_token", &redacted(&self.recovery_token))
-            .field("kdf", &self.kdf)
-            .field("auth_key", &Redacted)
-            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
-            .finish()
-    }
-}
-
-impl fmt::Debug for SetRecoveryRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SetRecoveryRequest")
-            .field("current_auth_key", &Redacted)
-            .field("recovery", &self.recovery)
-            .finish()
-    }
-}
-
-impl fmt::Debug for RecoverResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecoverResponse")
-            .field("recovery_token", &Redacted)
-            .field("wrapped_account_key", &Len(&self.wrapped_account_key))
-            .finish()
-    }
-}
-
-impl fmt::Debug for RotateRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RotateRequest")
-            .field("current_auth_key", &Redacted)
-            .field("public_key", &self.public_key)
-            .field("key_version", &self.key_version)
-            .field("wrapped_secret_key", &self.wrapped_secret_key)
-            .finish()
-    }
 }
