@@ -141,6 +141,15 @@ impl AccountRecord {
 }
 
 impl ContactRecord {
+    /// A contact with nothing pinned yet.
+    pub fn new(email: Option<String>) -> Self {
+        ContactRecord {
+            email,
+            keys: BTreeMap::new(),
+            pending: None,
+        }
+    }
+
     /// The newest pinned version and key.
     pub fn newest(&self) -> Option<(i64, PublicKey)> {
         self.keys.iter().next_back().map(|(v, k)| (*v, *k))
