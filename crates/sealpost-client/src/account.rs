@@ -175,8 +175,8 @@ impl Client {
         Ok(kdf.to_params()?)
     }
 
-    /// Argon2id on a blocking thread (it takes about a second at the default limits), telling
-    /// the observer when it starts and ends.
+    /// Argon2id on a blocking thread (it is slow on purpose, PROTOCOL §2.1), telling the
+    /// observer when it starts and ends.
     pub(crate) async fn derive(
         &self,
         password: &str,

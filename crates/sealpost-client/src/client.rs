@@ -1,6 +1,6 @@
 //! [`Client`]: the session (tokens, refreshed once on a 401), the unlocked keys in memory, and the
 //! keystore. The operations live beside it by domain: `account`, `contacts`, `messages`,
-//! `stream`.
+//! `stream`, `lifecycle`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,8 +17,8 @@ use crate::api::{Api, ApiError};
 use crate::keystore::{AccountRecord, Keystore, Stored};
 use crate::Error;
 
-/// What the password's key derivation is doing, for a progress indicator: Argon2id takes about
-/// a second at the protocol's default limits.
+/// What the password's key derivation is doing, for a progress indicator: Argon2id is slow on
+/// purpose (PROTOCOL §2.1), long enough for a person to notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KdfProgress {
     /// Deriving has begun.

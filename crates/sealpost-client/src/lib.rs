@@ -50,8 +50,9 @@
 //! Layout, from the bottom up:
 //!
 //! - [`api`]: the raw typed HTTP layer. One async method per endpoint of PROTOCOL §4 and §5 on
-//!   [`Api`], the wire types with binary values as plain bytes, and the server's error shape as
-//!   [`ApiError`]. It does no cryptography.
+//!   [`Api`], the wire types with binary values as plain bytes and credentials (tokens, auth
+//!   keys, wrapped account keys) as [`Secret`] and [`SecretBytes`], which print `<redacted>`, and
+//!   the server's error shape as [`ApiError`]. It does no cryptography.
 //! - [`keystore`]: what a client keeps between runs ([`Stored`]): server, account, tokens, the
 //!   *wrapped* keys and kdf, pinned contacts, the replay cache; never the password or an
 //!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600) and [`MemoryKeystore`].

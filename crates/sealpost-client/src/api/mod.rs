@@ -1,6 +1,6 @@
 //! The raw typed HTTP layer: one async method per endpoint of PROTOCOL §4 and §5 on [`Api`], the
-//! wire types with binary values as plain bytes (base64url on the wire, §1), and §4's error shape
-//! as [`ApiError`]. No cryptography lives here: what goes in the byte fields is the caller's
+//! wire types with binary values as plain bytes and credentials as [`Secret`] / [`SecretBytes`]
+//! (base64url on the wire, §1), and §4's error shape as [`ApiError`]. No cryptography lives here: what goes in the byte fields is the caller's
 //! business.
 //!
 //! Layout: this file is the client, one method per endpoint; `types` holds the wire types,

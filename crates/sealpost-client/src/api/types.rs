@@ -1,5 +1,6 @@
-//! The wire types of PROTOCOL §4 and §5, binary values as plain bytes (canonical base64url on the
-//! wire, §1).
+//! The wire types of PROTOCOL §4 and §5: binary values as plain bytes, credentials as [`Secret`]
+//! and [`SecretBytes`] (both canonical base64url on the wire, §1, encoded once, at the JSON edge).
+//! The secret types print `<redacted>`, so every type here derives `Debug`.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
