@@ -1,7 +1,7 @@
 //! The raw typed HTTP layer: one async method per endpoint of PROTOCOL §4 and §5 on [`Api`], the
 //! wire types with binary values as plain bytes and credentials as [`Secret`] / [`SecretBytes`]
-//! (base64url on the wire, §1), and §4's error shape as [`ApiError`]. No cryptography lives here: what goes in the byte fields is the caller's
-//! business.
+//! (base64url on the wire, §1), and §4's error shape as [`ApiError`]. No cryptography lives here:
+//! what goes in the byte fields is the caller's business.
 //!
 //! Layout: this file is the client, one method per endpoint; `types` holds the wire types,
 //! `error` the error and how an error answer is read, `answer` how an answer is judged against
@@ -11,7 +11,6 @@ use std::fmt;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
-pub use sealpost_proto::{Secret, SecretBytes};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -21,6 +20,7 @@ mod error;
 mod types;
 
 pub use error::ApiError;
+pub use sealpost_proto::{Secret, SecretBytes};
 pub use types::*;
 
 use answer::Answer;
