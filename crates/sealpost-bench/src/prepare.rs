@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
-use sealpost_client::api::{Api, Kdf, LoginRequest, Page, RegisterRequest, SendRequest};
-use sealpost_crypto::{b64, derive, seal, AccountKey, KdfParams, KeyPair, Payload, WrapKey};
+use sealpost_client::api::{
+    Api, Kdf, LoginRequest, Page, RegisterRequest, Secret, SecretBytes, SendRequest,
+};
+use sealpost_crypto::{derive, seal, AccountKey, KdfParams, KeyPair, Payload, WrapKey};
 use uuid::Uuid;
 
 use crate::http::{Conn, Req, Target};
@@ -17,23 +19,15 @@ use crate::http::{Conn, Req, Target};
 pub const ENVELOPE_BYTES: usize = 344;
 
 /// A signed-in bench account, with what the timed phase needs of it.
+#[derive(Debug)]
 pub struct Account {
     pub email: String,
     pub user_id: Uuid,
     pub key_version: i64,
     pub keys: KeyPair,
     /// The login proof, precomputed so that login can be timed without the KDF.
-    pub auth_key: Vec<u8>,
-    pub token: String,
-}
-
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("email", &self.email)
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
-    }
+    pub auth_key: SecretBytes,
+    pub token: Secret,
 }
 
 /// The bench accounts' email for a tag and an index.
@@ -69,26 +63,16 @@ pub async fn accounts(api: &Api, emails: Vec<String>) -> anyhow::Result<Vec<Acco
 async fn account(api: &Api, email: String) -> anyhow::Result<Account> {
     let offered = api.prelogin(&email).await?;
     // PROTOCOL §2.1: refuse weak or odd limits before deriving anything.
-    let offered = KdfParams::from_wire(
-        &offered.alg,
-        &b64::encode(&offered.salt),
-        offered.opslimit,
-        offered.memlimit,
-    )?;
+    let offered = offered.to_params()?;
     let fresh = KdfParams::new(offered.opslimit, offered.memlimit)?;
     let (wrap_key, auth_key) = derive_blocking(password(&email), fresh).await?;
     let keys = KeyPair::generate();
     let account_key = AccountKey::generate();
     let register = RegisterRequest {
         email: email.clone(),
-        kdf: Kdf {
-            alg: KdfParams::ALG.to_owned(),
-            salt: fresh.salt.to_vec(),
-            opslimit: fresh.opslimit,
-            memlimit: fresh.memlimit,
-        },
+        kdf: Kdf::from(&fresh),
         auth_key: auth_key.clone(),
-        wrapped_account_key: account_key.wrap(&wrap_key),
+        wrapped_account_key: account_key.wrap(&wrap_key).into(),
         public_key: keys.public().as_bytes().to_vec(),
         wrapped_secret_key: account_key.wrap_secret_key(keys.secret()),
         recovery: None,
@@ -109,7 +93,7 @@ async fn account(api: &Api, email: String) -> anyhow::Result<Account> {
             // An earlier run made it: prelogin answered its real salt.
             let (wrap_key, auth_key) = derive_blocking(password(&email), offered).await?;
             let login = login(api, &email, &auth_key).await?;
-            let account_key = AccountKey::unwrap(&login.wrapped_account_key, &wrap_key)?;
+            let account_key = AccountKey::unwrap(login.wrapped_account_key.expose(), &wrap_key)?;
             let public = sealpost_crypto::PublicKey::from_bytes(&login.keys.public_key)?;
             let keys = account_key.unwrap_key_pair(&login.keys.wrapped_secret_key, &public)?;
             Ok(Account {
@@ -128,20 +112,20 @@ async fn account(api: &Api, email: String) -> anyhow::Result<Account> {
 async fn derive_blocking(
     password: String,
     params: KdfParams,
-) -> anyhow::Result<(WrapKey, Vec<u8>)> {
+) -> anyhow::Result<(WrapKey, SecretBytes)> {
     let (wrap_key, auth_key) =
         tokio::task::spawn_blocking(move || derive(&password, &params)).await??;
-    Ok((wrap_key, auth_key.expose_secret().to_vec()))
+    Ok((wrap_key, SecretBytes::from_slice(auth_key.expose_secret())))
 }
 
 async fn login(
     api: &Api,
     email: &str,
-    auth_key: &[u8],
+    auth_key: &SecretBytes,
 ) -> anyhow::Result<sealpost_client::api::LoginResponse> {
     api.login(&LoginRequest {
         email: email.to_owned(),
-        auth_key: auth_key.to_vec(),
+        auth_key: auth_key.clone(),
         device_name: Some("sealpost-bench".to_owned()),
     })
     .await
@@ -185,7 +169,13 @@ pub fn send_body(from: &Account, to: &Account, n: usize) -> anyhow::Result<Vec<u
 /// `n` distinct sends from `from` to `to`, ready to go.
 pub fn send_requests(from: &Account, to: &Account, n: usize) -> anyhow::Result<Vec<Req>> {
     (0..n)
-        .map(|i| Req::post_json("/v1/messages", Some(&from.token), send_body(from, to, i)?))
+        .map(|i| {
+            Req::post_json(
+                "/v1/messages",
+                Some(from.token.expose()),
+                send_body(from, to, i)?,
+            )
+        })
         .collect()
 }
 
@@ -261,6 +251,8 @@ pub async fn fill(
 
 #[cfg(test)]
 mod tests {
+    use sealpost_crypto::b64;
+
     use super::*;
 
     #[test]
@@ -270,7 +262,7 @@ mod tests {
             user_id: Uuid::new_v4(),
             key_version: 1,
             keys: KeyPair::generate(),
-            auth_key: vec![7; 32],
+            auth_key: vec![7; 32].into(),
             token: "token".into(),
         };
         let (alice, bob) = (account("a"), account("b"));

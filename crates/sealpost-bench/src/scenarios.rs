@@ -256,7 +256,7 @@ impl Bench {
         };
         Req::get(
             &format!("/v1/messages?before={}&limit={}", i64::MAX, self.args.page),
-            Some(&owner.token),
+            Some(owner.token.expose()),
         )
     }
 

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sealpost_crypto::{
-    b64, derive, AccountKey, AuthKey, KdfParams, KeyPair, PublicKey, RecoveryKey, WrapKey,
+    derive, AccountKey, AuthKey, KdfParams, KeyPair, PublicKey, RecoveryKey, WrapKey,
 };
+use sealpost_proto::sync::lock;
+use sealpost_proto::SecretBytes;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError, LoginRequest, RegisterRequest, Session};
-use crate::client::{guard, KdfProgress, Unlocked};
+use crate::client::{KdfProgress, Unlocked};
 use crate::keystore::{AccountRecord, KeyRecord, SessionRecord, Stored};
 use crate::{Client, Error};
 
@@ -71,18 +73,15 @@ impl Client {
         let recovery = options.recovery_key.then(RecoveryKey::generate);
         let request = RegisterRequest {
             email: email.clone(),
-            kdf: wire_kdf(&kdf),
-            auth_key: auth_key_bytes(&auth_key)?,
-            wrapped_account_key: account_key.wrap(&wrap_key),
+            kdf: api::Kdf::from(&kdf),
+            auth_key: wire_auth_key(&auth_key),
+            wrapped_account_key: account_key.wrap(&wrap_key).into(),
             public_key: pair.public().as_bytes().to_vec(),
             wrapped_secret_key: account_key.wrap_secret_key(pair.secret()),
-            recovery: match &recovery {
-                Some(key) => Some(api::RecoveryWrap {
-                    auth_key: auth_key_bytes(&key.auth_key())?,
-                    wrapped_account_key: key.wrap_account_key(&account_key),
-                }),
-                None => None,
-            },
+            recovery: recovery.as_ref().map(|key| api::RecoveryWrap {
+                auth_key: wire_auth_key(&key.auth_key()),
+                wrapped_account_key: key.wrap_account_key(&account_key).into(),
+            }),
         };
         let registered = match self.inner.api.register(&request).await {
             Ok(r) => r,
@@ -122,7 +121,7 @@ impl Client {
         let (wrap_key, auth_key) = self.derive(password, account.kdf).await?;
         let account_key = AccountKey::unwrap(&account.wrapped_account_key, &wrap_key)?;
         let pairs = unwrap_pairs(&account_key, &account.keys)?;
-        *guard(&self.inner.keys) = Some(Unlocked {
+        *lock(&self.inner.keys) = Some(Unlocked {
             user_id: account.user_id,
             pairs,
             account_key: Arc::new(account_key),
@@ -173,17 +172,11 @@ impl Client {
             .prelogin(email)
             .await
             .map_err(|e| self.api_error(e))?;
-        KdfParams::from_wire(
-            &kdf.alg,
-            &b64::encode(&kdf.salt),
-            kdf.opslimit,
-            kdf.memlimit,
-        )
-        .map_err(Error::from)
+        Ok(kdf.to_params()?)
     }
 
-    /// Argon2id on a blocking thread (it takes about a second at the default limits), telling
-    /// the observer when it starts and ends.
+    /// Argon2id on a blocking thread (it is slow on purpose, PROTOCOL §2.1), telling the
+    /// observer when it starts and ends.
     pub(crate) async fn derive(
         &self,
         password: &str,
@@ -214,7 +207,7 @@ impl Client {
     ) -> Result<(), Error> {
         let request = LoginRequest {
             email: email.to_owned(),
-            auth_key: auth_key_bytes(&auth_key)?,
+            auth_key: wire_auth_key(&auth_key),
             device_name,
         };
         let login = match self.inner.api.login(&request).await {
@@ -222,7 +215,7 @@ impl Client {
             Err(ApiError::Server { status: 401, .. }) => return Err(Error::WrongPassword),
             Err(e) => return Err(self.api_error(e)),
         };
-        let account_key = AccountKey::unwrap(&login.wrapped_account_key, wrap_key)?;
+        let account_key = AccountKey::unwrap(login.wrapped_account_key.expose(), wrap_key)?;
         let mut keys = Vec::with_capacity(1 + login.previous_keys.len());
         for info in std::iter::once(&login.keys).chain(&login.previous_keys) {
             keys.push(KeyRecord {
@@ -238,12 +231,12 @@ impl Client {
             email: email.to_owned(),
             user_id: login.user_id,
             kdf,
-            wrapped_account_key: login.wrapped_account_key.clone(),
+            wrapped_account_key: login.wrapped_account_key.expose().to_vec(),
             keys,
             session: Some(SessionRecord {
                 session_id: login.session_id,
-                access_token: login.access_token.clone(),
-                refresh_token: login.refresh_token.clone(),
+                access_token: login.access_token,
+                refresh_token: login.refresh_token,
             }),
         };
         self.modify(|stored| {
@@ -258,7 +251,7 @@ impl Client {
             stored.version = 1;
             stored.account = Some(record);
         })?;
-        *guard(&self.inner.keys) = Some(Unlocked {
+        *lock(&self.inner.keys) = Some(Unlocked {
             user_id: login.user_id,
             pairs,
             account_key: Arc::new(account_key),
@@ -268,19 +261,9 @@ impl Client {
     }
 }
 
-/// Key-derivation parameters as the wire carries them.
-pub(crate) fn wire_kdf(kdf: &KdfParams) -> api::Kdf {
-    api::Kdf {
-        alg: KdfParams::ALG.to_owned(),
-        salt: kdf.salt.to_vec(),
-        opslimit: kdf.opslimit,
-        memlimit: kdf.memlimit,
-    }
-}
-
-/// The auth key's bytes, as the wire types carry them.
-pub(crate) fn auth_key_bytes(key: &AuthKey) -> Result<Vec<u8>, Error> {
-    Ok(b64::decode(&key.to_base64())?)
+/// An auth key as the wire types carry it: its bytes, encoded once, at the JSON edge.
+pub(crate) fn wire_auth_key(key: &AuthKey) -> SecretBytes {
+    SecretBytes::from_slice(key.expose_secret())
 }
 
 /// Unwraps every key version, each checked against its public key.

@@ -1,6 +1,6 @@
 //! [`Client`]: the session (tokens, refreshed once on a 401), the unlocked keys in memory, and the
 //! keystore. The operations live beside it by domain: `account`, `contacts`, `messages`,
-//! `stream`.
+//! `stream`, `lifecycle`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,14 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealpost_crypto::{AccountKey, AuthKey, KeyPair, PublicKey};
+use sealpost_proto::sync::lock;
+use sealpost_proto::Secret;
 use uuid::Uuid;
 
 use crate::api::{Api, ApiError};
 use crate::keystore::{AccountRecord, Keystore, Stored};
 use crate::Error;
 
-/// What the password's key derivation is doing, for a progress indicator: Argon2id takes about
-/// a second at the protocol's default limits.
+/// What the password's key derivation is doing, for a progress indicator: Argon2id is slow on
+/// purpose (PROTOCOL §2.1), long enough for a person to notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KdfProgress {
     /// Deriving has begun.
@@ -79,7 +81,7 @@ impl Unlocked {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unlocked = self.inner.keys.lock().map(|k| k.is_some()).unwrap_or(false);
+        let unlocked = lock(&self.inner.keys).is_some();
         f.debug_struct("Client")
             .field("server", &self.inner.api.base_url())
             .field("keystore", &self.inner.keystore)
@@ -142,7 +144,7 @@ impl Client {
 
     /// Calls `observer` when the password's key derivation starts and ends.
     pub fn set_kdf_observer(&self, observer: impl Fn(KdfProgress) + Send + Sync + 'static) {
-        *guard(&self.inner.kdf_observer) = Some(Arc::new(observer));
+        *lock(&self.inner.kdf_observer) = Some(Arc::new(observer));
     }
 
     /// The server's base URL.
@@ -175,13 +177,13 @@ impl Client {
 
     /// Whether the secret keys are in memory.
     pub fn is_unlocked(&self) -> bool {
-        guard(&self.inner.keys).is_some()
+        lock(&self.inner.keys).is_some()
     }
 
     /// Forgets the secret keys, the account key and the auth key held in memory (the keystore
     /// keeps the keys wrapped).
     pub fn lock(&self) {
-        *guard(&self.inner.keys) = None;
+        *lock(&self.inner.keys) = None;
     }
 
     // --- plumbing -------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ impl Client {
 
     /// Read-modify-write of the keystore.
     pub(crate) fn modify<T>(&self, change: impl FnOnce(&mut Stored) -> T) -> Result<T, Error> {
-        let _one_at_a_time = guard(&self.inner.keystore_writes);
+        let _one_at_a_time = lock(&self.inner.keystore_writes);
         let mut stored = self.inner.keystore.load()?;
         let out = change(&mut stored);
         self.inner.keystore.save(&stored)?;
@@ -206,7 +208,7 @@ impl Client {
 
     /// The unlocked keys, or [`Error::Locked`].
     pub(crate) fn unlocked<T>(&self, f: impl FnOnce(&Unlocked) -> T) -> Result<T, Error> {
-        guard(&self.inner.keys).as_ref().map(f).ok_or(Error::Locked)
+        lock(&self.inner.keys).as_ref().map(f).ok_or(Error::Locked)
     }
 
     pub(crate) fn api_error(&self, error: ApiError) -> Error {
@@ -214,7 +216,7 @@ impl Client {
     }
 
     /// The current access token, or [`Error::SignedOut`].
-    pub(crate) fn access_token(&self) -> Result<String, Error> {
+    pub(crate) fn access_token(&self) -> Result<Secret, Error> {
         self.account()?
             .session
             .map(|s| s.access_token)
@@ -250,10 +252,10 @@ impl Client {
 
     /// Exchanges the refresh token for a new pair, unless someone else (another task, or another
     /// process on the same keystore) already replaced `failed_token`.
-    pub(crate) async fn refresh(&self, failed_token: &str) -> Result<(), Error> {
+    pub(crate) async fn refresh(&self, failed_token: &Secret) -> Result<(), Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
         let session = self.account()?.session.ok_or(Error::SignedOut)?;
-        if session.access_token != failed_token {
+        if session.access_token != *failed_token {
             return Ok(());
         }
         match self.inner.api.refresh(&session.refresh_token).await {
@@ -289,15 +291,9 @@ impl Client {
 
     /// Tells the observer, if any.
     pub(crate) fn kdf_progress(&self, progress: KdfProgress) {
-        let observer = guard(&self.inner.kdf_observer).clone();
+        let observer = lock(&self.inner.kdf_observer).clone();
         if let Some(observer) = observer {
             observer(progress);
         }
     }
-}
-
-/// Locks a std mutex, taking over a poisoned one (the data is still consistent: no code here
-/// panics while holding one).
-pub(crate) fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

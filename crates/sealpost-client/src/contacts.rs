@@ -68,6 +68,15 @@ pub struct Contact {
     pub safety_number: String,
 }
 
+/// What `Client::pin` may accept besides a first key or the key already pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pin {
+    /// Nothing else: any other key becomes the pending one (a key change).
+    Check,
+    /// Also the pending key, which the user has compared the safety number of.
+    Trust,
+}
+
 /// The safety numbers of a contact: with the pinned key, and with a key waiting for trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafetyNumbers {
@@ -95,14 +104,7 @@ impl Client {
     /// pending and is [`Error::KeyChanged`] until [`Client::trust`]. Looking myself up answers
     /// my own key from the keystore.
     pub async fn lookup(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
-        let contact = contact.into();
-        let account = self.account()?;
-        if let Some(me) = own_contact(&account, &contact) {
-            return Ok(me);
-        }
-        let info = self.fetch_user(&contact).await?;
-        let key = PublicKey::from_bytes(&info.public_key)?;
-        self.check_pin(&account, &info, key)
+        self.fetch_and_pin(contact.into(), Pin::Check).await
     }
 
     /// Accepts the key the server now hands out for `contact` as the pinned one. A key waiting
@@ -110,49 +112,7 @@ impl Client {
     /// the server hands out: if the server offers yet another key, that one becomes the pending
     /// key and this is [`Error::KeyChanged`] again, with its own safety number to compare.
     pub async fn trust(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
-        let contact = contact.into();
-        let account = self.account()?;
-        if let Some(me) = own_contact(&account, &contact) {
-            return Ok(me);
-        }
-        let info = self.fetch_user(&contact).await?;
-        let key = PublicKey::from_bytes(&info.public_key)?;
-        let offered = (info.key_version, key);
-        let accepted = self.modify(|stored| {
-            let record = stored
-                .contacts
-                .entry(info.user_id)
-                .or_insert_with(|| ContactRecord {
-                    email: info.email.clone(),
-                    keys: Default::default(),
-                    pending: None,
-                });
-            if info.email.is_some() {
-                record.email = info.email.clone();
-            }
-            let seen = record.keys.is_empty()
-                || record.newest() == Some(offered)
-                || record
-                    .pending
-                    .is_some_and(|p| (p.key_version, p.public_key) == offered);
-            if seen {
-                record.keys.retain(|v, _| *v < offered.0);
-                record.keys.insert(offered.0, key);
-                record.pending = None;
-                Ok(())
-            } else {
-                let pinned = record.newest();
-                record.pending = Some(PendingKey {
-                    key_version: offered.0,
-                    public_key: key,
-                });
-                Err(pinned)
-            }
-        })?;
-        match accepted {
-            Ok(()) => Ok(contact_of(&account, &info, key)),
-            Err(pinned) => Err(key_change(&account, &info, pinned, key)),
-        }
+        self.fetch_and_pin(contact.into(), Pin::Trust).await
     }
 
     /// The safety numbers of `contact` (§6), after checking the server's current key against the
@@ -229,25 +189,22 @@ impl Client {
                     let old_key = PublicKey::from_bytes(&old.public_key)?;
                     if let Some(newest) = other {
                         let newest_key = PublicKey::from_bytes(&newest.public_key)?;
-                        self.check_pin(&account, &newest, newest_key)?;
+                        self.pin(&account, &newest, newest_key, Pin::Check)?;
                     }
                     self.modify(|stored| {
-                        let record =
-                            stored
-                                .contacts
-                                .entry(user_id)
-                                .or_insert_with(|| ContactRecord {
-                                    email: old.email.clone(),
-                                    keys: Default::default(),
-                                    pending: None,
-                                });
+                        let record = stored
+                            .contacts
+                            .entry(user_id)
+                            .or_insert_with(|| ContactRecord::new(old.email.clone()));
                         record.keys.entry(version).or_insert(old_key);
                     })?;
                     return Ok(old_key);
                 }
             };
             let key = PublicKey::from_bytes(&info.public_key)?;
-            return self.check_pin(&account, &info, key).map(|c| c.public_key);
+            return self
+                .pin(&account, &info, key, Pin::Check)
+                .map(|c| c.public_key);
         };
         if let Some(key) = record.keys.get(&version) {
             return Ok(*key);
@@ -305,9 +262,12 @@ impl Client {
         if record.pending.is_some() {
             return Ok(None);
         }
-        Ok(record.newest().map(|(version, key)| {
-            contact_from(account, *user_id, record.email.clone(), version, key)
-        }))
+        record
+            .newest()
+            .map(|(version, key)| {
+                contact_from(account, *user_id, record.email.clone(), version, key)
+            })
+            .transpose()
     }
 
     /// Forgets the email of a pinned contact whose account is gone (the address may belong to a
@@ -333,46 +293,58 @@ impl Client {
 
     // --- steps ----------------------------------------------------------------------------------
 
-    /// Compares the server's newest key for a user with the pin, pinning it on first use.
-    fn check_pin(
+    /// Looks `contact` up (myself: from the keystore) and pins (`Client::pin`) the key the server
+    /// hands out.
+    async fn fetch_and_pin(&self, contact: ContactRef, mode: Pin) -> Result<Contact, Error> {
+        let account = self.account()?;
+        if let Some(me) = own_contact(&account, &contact) {
+            return Ok(me);
+        }
+        let info = self.fetch_user(&contact).await?;
+        let key = PublicKey::from_bytes(&info.public_key)?;
+        self.pin(&account, &info, key, mode)
+    }
+
+    /// Compares the server's newest key for a user with the pin: a first key is pinned, the
+    /// pinned key is fine (a pending one is dropped), and with [`Pin::Trust`] so is the pending
+    /// key, which replaces the pin from its version on. Anything else becomes the pending key
+    /// and is [`Error::KeyChanged`].
+    fn pin(
         &self,
         account: &AccountRecord,
         info: &UserInfo,
         key: PublicKey,
+        mode: Pin,
     ) -> Result<Contact, Error> {
         let offered = (info.key_version, key);
         let verdict = self.modify(|stored| {
             let record = stored
                 .contacts
                 .entry(info.user_id)
-                .or_insert_with(|| ContactRecord {
-                    email: info.email.clone(),
-                    keys: Default::default(),
-                    pending: None,
-                });
+                .or_insert_with(|| ContactRecord::new(info.email.clone()));
             if info.email.is_some() {
                 record.email = info.email.clone();
             }
-            match record.newest() {
-                None => {
-                    record.keys.insert(offered.0, key);
-                    Ok(())
-                }
-                Some(pinned) if pinned == offered => {
-                    record.pending = None;
-                    Ok(())
-                }
-                pinned => {
-                    record.pending = Some(PendingKey {
-                        key_version: offered.0,
-                        public_key: key,
-                    });
-                    Err(pinned)
-                }
+            let pinned = record.newest();
+            let pending = record.pending.map(|p| (p.key_version, p.public_key));
+            let accepted = pinned.is_none_or(|pinned| pinned == offered)
+                || (mode == Pin::Trust && pending == Some(offered));
+            if accepted {
+                // A no-op unless the pending key replaces a pin at its version or later.
+                record.keys.retain(|v, _| *v < offered.0);
+                record.keys.insert(offered.0, key);
+                record.pending = None;
+                Ok(())
+            } else {
+                record.pending = Some(PendingKey {
+                    key_version: offered.0,
+                    public_key: key,
+                });
+                Err(pinned)
             }
         })?;
         match verdict {
-            Ok(()) => Ok(contact_of(account, info, key)),
+            Ok(()) => contact_from(account, info.user_id, info.email.clone(), offered.0, key),
             Err(pinned) => Err(key_change(account, info, pinned, key)),
         }
     }
@@ -441,49 +413,41 @@ fn own_contact(account: &AccountRecord, contact: &ContactRef) -> Option<Contact>
     })
 }
 
-fn contact_of(account: &AccountRecord, info: &UserInfo, key: PublicKey) -> Contact {
-    contact_from(
-        account,
-        info.user_id,
-        info.email.clone(),
-        info.key_version,
-        key,
-    )
-}
-
+/// A contact with the safety number of my newest key and `key`.
 fn contact_from(
     account: &AccountRecord,
     user_id: Uuid,
     email: Option<String>,
     key_version: i64,
     key: PublicKey,
-) -> Contact {
-    let number = my_newest(account)
-        .map(|me| safety_number(account.user_id, &me, user_id, &key))
-        .unwrap_or_default();
-    Contact {
+) -> Result<Contact, Error> {
+    let me = my_newest(account)?;
+    Ok(Contact {
         user_id,
         email,
         key_version,
         public_key: key,
-        safety_number: number,
-    }
+        safety_number: safety_number(account.user_id, &me, user_id, &key),
+    })
 }
 
+/// The key change of `info`'s user to `key` (or, without a key of my own to compute the safety
+/// number with, that error: never a key change without its safety number).
 fn key_change(
     account: &AccountRecord,
     info: &UserInfo,
     pinned: Option<(i64, PublicKey)>,
     key: PublicKey,
 ) -> Error {
-    let number = my_newest(account)
-        .map(|me| safety_number(account.user_id, &me, info.user_id, &key))
-        .unwrap_or_default();
+    let me = match my_newest(account) {
+        Ok(me) => me,
+        Err(e) => return e,
+    };
     Error::KeyChanged(Box::new(KeyChange {
         user_id: info.user_id,
         email: info.email.clone(),
         pinned,
         offered: (info.key_version, key),
-        safety_number: number,
+        safety_number: safety_number(account.user_id, &me, info.user_id, &key),
     }))
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use sealpost_crypto::{KdfParams, PublicKey};
+use sealpost_proto::sync::lock;
+use sealpost_proto::Secret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -105,11 +107,11 @@ pub struct KeyRecord {
 }
 
 /// The session's tokens.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub session_id: Uuid,
-    pub access_token: String,
-    pub refresh_token: String,
+    pub access_token: Secret,
+    pub refresh_token: Secret,
 }
 
 /// A contact's pinned keys (§6).
@@ -139,12 +141,22 @@ impl AccountRecord {
 }
 
 impl ContactRecord {
+    /// A contact with nothing pinned yet.
+    pub fn new(email: Option<String>) -> Self {
+        ContactRecord {
+            email,
+            keys: BTreeMap::new(),
+            pending: None,
+        }
+    }
+
     /// The newest pinned version and key.
     pub fn newest(&self) -> Option<(i64, PublicKey)> {
         self.keys.iter().next_back().map(|(v, k)| (*v, *k))
     }
 }
 
+/// Not derived: the wrapped account key shows only its length.
 impl fmt::Debug for AccountRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountRecord")
@@ -159,16 +171,6 @@ impl fmt::Debug for AccountRecord {
             )
             .field("keys", &self.keys)
             .field("session", &self.session)
-            .finish()
-    }
-}
-
-impl fmt::Debug for SessionRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionRecord")
-            .field("session_id", &self.session_id)
-            .field("access_token", &format_args!("<redacted>"))
-            .field("refresh_token", &format_args!("<redacted>"))
             .finish()
     }
 }
@@ -191,15 +193,11 @@ impl MemoryKeystore {
 
 impl Keystore for MemoryKeystore {
     fn load(&self) -> Result<Stored, KeystoreError> {
-        Ok(self
-            .stored
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone())
+        Ok(lock(&self.stored).clone())
     }
 
     fn save(&self, stored: &Stored) -> Result<(), KeystoreError> {
-        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = stored.clone();
+        *lock(&self.stored) = stored.clone();
         Ok(())
     }
 }

@@ -50,8 +50,9 @@
 //! Layout, from the bottom up:
 //!
 //! - [`api`]: the raw typed HTTP layer. One async method per endpoint of PROTOCOL §4 and §5 on
-//!   [`Api`], the wire types with binary values as plain bytes, and the server's error shape as
-//!   [`ApiError`]. It does no cryptography.
+//!   [`Api`], the wire types with binary values as plain bytes and credentials (tokens, auth
+//!   keys, wrapped account keys) as [`Secret`] and [`SecretBytes`], which print `<redacted>`, and
+//!   the server's error shape as [`ApiError`]. It does no cryptography.
 //! - [`keystore`]: what a client keeps between runs ([`Stored`]): server, account, tokens, the
 //!   *wrapped* keys and kdf, pinned contacts, the replay cache; never the password or an
 //!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600) and [`MemoryKeystore`].
@@ -76,7 +77,7 @@ mod messages;
 mod stream;
 
 pub use account::{normalize_email, RegisterOptions, Registration};
-pub use api::{Api, ApiError, Session};
+pub use api::{Api, ApiError, Secret, SecretBytes, Session};
 pub use client::{Client, Identity, KdfObserver, KdfProgress};
 pub use contacts::{format_safety_number, Contact, ContactRef, SafetyNumbers};
 pub use error::{Error, KeyChange};

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use sealpost_crypto::{AccountKey, KdfParams, KeyPair, RecoveryKey};
 use zeroize::Zeroizing;
 
-use crate::account::{auth_key_bytes, normalize_email, wire_kdf};
-use crate::api::{ChangePasswordRequest, RecoveryWrap, RotateRequest, SetRecoveryRequest};
-use crate::client::guard;
+use sealpost_proto::sync::lock;
+
+use crate::account::{normalize_email, wire_auth_key};
+use crate::api::{ChangePasswordRequest, Kdf, RecoveryWrap, RotateRequest, SetRecoveryRequest};
 use crate::keystore::{KeyRecord, Stored};
 use crate::{Client, Error};
 
@@ -33,11 +34,11 @@ impl Client {
         let kdf = KdfParams::new(offered.opslimit, offered.memlimit)?;
         let (wrap_key, auth_key) = self.derive(new, kdf).await?;
         let request = ChangePasswordRequest {
-            current_auth_key: Some(auth_key_bytes(&current_auth)?),
+            current_auth_key: Some(wire_auth_key(&current_auth)),
             recovery_token: None,
-            kdf: wire_kdf(&kdf),
-            auth_key: auth_key_bytes(&auth_key)?,
-            wrapped_account_key: account_key.wrap(&wrap_key),
+            kdf: Kdf::from(&kdf),
+            auth_key: wire_auth_key(&auth_key),
+            wrapped_account_key: account_key.wrap(&wrap_key).into(),
         };
         let request = &request;
         proof_checked(
@@ -48,11 +49,11 @@ impl Client {
             if let Some(record) = stored.account.as_mut() {
                 if record.user_id == account.user_id {
                     record.kdf = kdf;
-                    record.wrapped_account_key = request.wrapped_account_key.clone();
+                    record.wrapped_account_key = request.wrapped_account_key.expose().to_vec();
                 }
             }
         })?;
-        if let Some(unlocked) = guard(&self.inner.keys).as_mut() {
+        if let Some(unlocked) = lock(&self.inner.keys).as_mut() {
             unlocked.auth_key = Arc::new(auth_key);
         }
         Ok(())
@@ -66,10 +67,10 @@ impl Client {
             self.unlocked(|u| (Arc::clone(&u.account_key), Arc::clone(&u.auth_key)))?;
         let key = RecoveryKey::generate();
         let request = SetRecoveryRequest {
-            current_auth_key: auth_key_bytes(&auth_key)?,
+            current_auth_key: wire_auth_key(&auth_key),
             recovery: RecoveryWrap {
-                auth_key: auth_key_bytes(&key.auth_key())?,
-                wrapped_account_key: key.wrap_account_key(&account_key),
+                auth_key: wire_auth_key(&key.auth_key()),
+                wrapped_account_key: key.wrap_account_key(&account_key).into(),
             },
         };
         let request = &request;
@@ -98,22 +99,22 @@ impl Client {
     ) -> Result<(), Error> {
         let email = normalize_email(email);
         let key = RecoveryKey::parse(recovery_key)?;
-        let proof = auth_key_bytes(&key.auth_key())?;
+        let proof = wire_auth_key(&key.auth_key());
         let answer = match self.inner.api.recover(&email, &proof).await {
             Ok(answer) => answer,
             Err(e) if e.status() == Some(401) => return Err(Error::WrongRecoveryKey),
             Err(e) => return Err(self.api_error(e)),
         };
-        let account_key = key.unwrap_account_key(&answer.wrapped_account_key)?;
+        let account_key = key.unwrap_account_key(answer.wrapped_account_key.expose())?;
         let offered = self.prelogin(&email).await?;
         let kdf = KdfParams::new(offered.opslimit, offered.memlimit)?;
         let (wrap_key, auth_key) = self.derive(new_password, kdf).await?;
         let request = ChangePasswordRequest {
             current_auth_key: None,
-            recovery_token: Some(answer.recovery_token.clone()),
-            kdf: wire_kdf(&kdf),
-            auth_key: auth_key_bytes(&auth_key)?,
-            wrapped_account_key: account_key.wrap(&wrap_key),
+            recovery_token: Some(answer.recovery_token),
+            kdf: Kdf::from(&kdf),
+            auth_key: wire_auth_key(&auth_key),
+            wrapped_account_key: account_key.wrap(&wrap_key).into(),
         };
         // No bearer token: the recovery token is the proof.
         self.inner
@@ -146,7 +147,7 @@ impl Client {
             wrapped_secret_key: account_key.wrap_secret_key(pair.secret()),
         };
         let request = RotateRequest {
-            current_auth_key: auth_key_bytes(&auth_key)?,
+            current_auth_key: wire_auth_key(&auth_key),
             public_key: record.public_key.as_bytes().to_vec(),
             key_version: version,
             wrapped_secret_key: record.wrapped_secret_key.clone(),
@@ -170,7 +171,7 @@ impl Client {
                 }
             }
         })?;
-        if let Some(unlocked) = guard(&self.inner.keys).as_mut() {
+        if let Some(unlocked) = lock(&self.inner.keys).as_mut() {
             unlocked.pairs.insert(version, Arc::new(pair));
         }
         Ok(version)
@@ -182,7 +183,7 @@ impl Client {
     /// a new user. Here the keystore is emptied and the keys forgotten. Needs the keys unlocked.
     pub async fn delete_account(&self) -> Result<(), Error> {
         let auth_key = self.unlocked(|u| Arc::clone(&u.auth_key))?;
-        let proof = auth_key_bytes(&auth_key)?;
+        let proof = wire_auth_key(&auth_key);
         let proof = &proof;
         proof_checked(
             self.authed(|api| async move { api.delete_account(proof).await })

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sealpost_crypto::{check_replay, open, open_sender_copy, seal, seal_sender_copy, Payload};
+use sealpost_proto::error_code;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -178,7 +179,7 @@ impl Client {
                 payload_id: payload.id,
                 to: contact,
             }),
-            Err(Error::Api(e)) if e.code() == Some("stale_key") => {
+            Err(Error::Api(e)) if e.code() == Some(error_code::STALE_KEY) => {
                 if e.field() != Some("key_version") {
                     return Err(Error::OwnKeysChanged);
                 }

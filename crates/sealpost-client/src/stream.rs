@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde::Deserialize;
+use sealpost_proto::close::{BAD_AUTH_FRAME, TOO_FAR_BEHIND, UNAUTHENTICATED};
+use sealpost_proto::Secret;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -19,11 +21,6 @@ use crate::{Client, Error, Received};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Close codes of §4.2 that the stream acts on.
-const BAD_AUTH_FRAME: u16 = 4400;
-const UNAUTHENTICATED: u16 = 4401;
-const TOO_FAR_BEHIND: u16 = 4409;
 
 /// What [`Client::stream`] yields.
 #[derive(Debug)]
@@ -56,6 +53,14 @@ enum Frame {
     Other,
 }
 
+/// The client's first frame.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "auth")]
+struct AuthFrame<'a> {
+    access_token: &'a Secret,
+    after: i64,
+}
+
 impl Client {
     /// The mailbox from `after` on, live: the backlog, then each new entry as it is stored, each
     /// opened and checked like [`Client::fetch`] does. It reconnects by itself (after a
@@ -68,7 +73,7 @@ impl Client {
             client: self.clone(),
             after,
             ws: None,
-            token: String::new(),
+            token: Secret::default(),
             failures: 0,
             refreshed: false,
             done: false,
@@ -88,7 +93,7 @@ struct Run {
     after: i64,
     ws: Option<Ws>,
     /// The access token the current connection authenticated with.
-    token: String,
+    token: Secret,
     /// Failed attempts in a row, for the backoff.
     failures: u32,
     /// Whether a 4401 was already answered with a refresh since the last `ready`.
@@ -99,7 +104,7 @@ struct Run {
 /// Why connecting did not work out.
 enum Refused {
     /// 4401 for this token.
-    Unauthorized(String),
+    Unauthorized(Secret),
     /// Try again later.
     Retry { code: Option<u16>, reason: String },
     /// Give up.
@@ -212,7 +217,7 @@ impl Run {
 
     /// A 4401: one refresh, then try again; a second 4401 before `ready`, or a failed refresh,
     /// ends the stream. `None` means: go on connecting.
-    async fn unauthorized(&mut self, token: &str) -> Option<Result<StreamEvent, Error>> {
+    async fn unauthorized(&mut self, token: &Secret) -> Option<Result<StreamEvent, Error>> {
         if self.refreshed {
             return Some(self.fail(Error::SignedOut));
         }
@@ -242,8 +247,12 @@ impl Run {
                 .await
                 .map_err(|_| retry("connecting timed out".to_owned()))?
                 .map_err(|e| retry(format!("cannot connect: {e}")))?;
-        let auth = serde_json::json!({"type": "auth", "access_token": token, "after": self.after});
-        ws.send(WsMessage::Text(auth.to_string().into()))
+        let auth = AuthFrame {
+            access_token: &token,
+            after: self.after,
+        };
+        let auth = serde_json::to_string(&auth).map_err(|e| retry(e.to_string()))?;
+        ws.send(WsMessage::Text(auth.into()))
             .await
             .map_err(|e| retry(e.to_string()))?;
         loop {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 use sealpost_client::api::{Api, Kdf, LoginRequest, RegisterRequest};
+use sealpost_proto::{Secret, SecretBytes};
 use sealpost_server::store::testing::Value;
 use sealpost_server::{AppState, RunningServer, ServeArgs, Server, Store};
 use uuid::Uuid;
@@ -153,7 +154,7 @@ impl TestApp {
     /// An API client on this node, signed in as `user` (with the token it got elsewhere).
     pub fn api_for(&self, user: &TestUser) -> Api {
         let mut api = self.api();
-        api.set_token(user.api.token().map(str::to_owned));
+        api.set_token(user.api.token().cloned());
         api
     }
 
@@ -201,7 +202,7 @@ impl TestApp {
         let login = api
             .login(&LoginRequest {
                 email: email.clone(),
-                auth_key: auth_key.clone(),
+                auth_key: SecretBytes::from_slice(&auth_key),
                 device_name: Some("test".into()),
             })
             .await
@@ -211,7 +212,7 @@ impl TestApp {
         TestUser {
             id: reg.user_id,
             email,
-            auth_key,
+            auth_key: auth_key.into(),
             api,
             refresh_token: login.refresh_token,
             session_id: login.session_id,
@@ -224,9 +225,9 @@ impl TestApp {
 pub struct TestUser {
     pub id: Uuid,
     pub email: String,
-    pub auth_key: Vec<u8>,
+    pub auth_key: SecretBytes,
     pub api: Api,
-    pub refresh_token: String,
+    pub refresh_token: Secret,
     pub session_id: Uuid,
 }
 
@@ -234,6 +235,11 @@ pub fn random(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     OsRng.fill_bytes(&mut v);
     v
+}
+
+/// `random(n)` as the SDK's wire types carry secret bytes.
+pub fn secret(n: usize) -> SecretBytes {
+    SecretBytes::new(random(n))
 }
 
 /// A real X25519 public key.
@@ -259,8 +265,8 @@ pub fn register_request(email: &str, auth_key: &[u8]) -> RegisterRequest {
             opslimit: 2,
             memlimit: 67_108_864,
         },
-        auth_key: auth_key.to_vec(),
-        wrapped_account_key: random(72),
+        auth_key: SecretBytes::from_slice(auth_key),
+        wrapped_account_key: random(72).into(),
         public_key: public_key(),
         wrapped_secret_key: random(72),
         recovery: None,
@@ -395,7 +401,7 @@ impl TestApp {
     }
 
     /// Opens `/v1/stream` and authenticates; returns after `ready`.
-    pub async fn stream(&self, token: &str, after: i64) -> Ws {
+    pub async fn stream(&self, token: &Secret, after: i64) -> Ws {
         use futures_util::SinkExt as _;
         let mut ws = self.ws().await;
         let auth = serde_json::json!({"type": "auth", "access_token": token, "after": after});

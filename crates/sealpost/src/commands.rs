@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::ui;
-use crate::{Command, DEFAULT_SERVER};
+use crate::{ClientCommand as Command, DEFAULT_SERVER};
 
 /// Where the state is, and which server was asked for.
 #[derive(Debug)]
@@ -150,12 +150,7 @@ pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
         Command::Recover { email, device } => recover(&context, &email, device).await,
         Command::RotateKeys => rotate_keys(&context).await,
         Command::DeleteAccount { yes } => delete_account(&context, yes).await,
-        Command::Serve(_) | Command::Demo => unreachable_command(),
     }
-}
-
-fn unreachable_command() -> anyhow::Result<()> {
-    bail!("this command is not a client command")
 }
 
 fn device_name(device: Option<String>) -> String {

@@ -27,6 +27,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
                   sessions."
 )]
 struct Cli {
+    // `--server` and `--home` are the client's, but global (so `serve --help` lists them too):
+    // `sealpost --server URL login …` and `sealpost login … --server URL` both keep working.
     /// The server's URL, for `register` and `login` (later commands use the server the local
     /// state names).
     #[arg(long, env = "SEALPOST_SERVER", global = true)]
@@ -41,10 +43,21 @@ struct Cli {
     command: Command,
 }
 
+/// What `sealpost` can be told to do: run the server, run the demo, or be the client.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (SQLite at ./sealpost.db unless told otherwise).
     Serve(sealpost_server::ServeArgs),
+    /// The client commands, each a subcommand of `sealpost` itself.
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Run a server in this process, and let Alice write to Bob through it, showing every step.
+    Demo,
+}
+
+/// The client's commands (`commands::run`).
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
     /// Create an account (asks for a new password) and sign in; prints a recovery key once.
     Register {
         email: String,
@@ -114,8 +127,6 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Run a server in this process, and let Alice write to Bob through it, showing every step.
-    Demo,
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,7 +145,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => sealpost_server::serve(args).await,
             Command::Demo => demo::run().await,
-            command => {
+            Command::Client(command) => {
                 let context = commands::Context::new(cli.server, cli.home)?;
                 commands::run(context, command).await
             }

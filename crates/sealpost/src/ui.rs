@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use sealpost_client::{format_safety_number, Client, KdfProgress, KeyChange};
+use sealpost_proto::sync::lock;
 use zeroize::Zeroizing;
 
 /// A password, wiped from memory when dropped.
@@ -105,7 +106,7 @@ fn prompt_secret(prompt: &str, variable: &str) -> anyhow::Result<Zeroizing<Strin
 pub fn show_kdf_progress(client: &Client) {
     let spinner: Mutex<Option<Spinner>> = Mutex::new(None);
     client.set_kdf_observer(move |progress| {
-        let mut spinner = spinner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spinner = lock(&spinner);
         match progress {
             KdfProgress::Started => *spinner = Some(Spinner::start()),
             KdfProgress::Finished(elapsed) => {

@@ -88,7 +88,7 @@ async fn account(node: &Node, name: &str) -> (Uuid, Api) {
     let login = api
         .login(&LoginRequest {
             email,
-            auth_key,
+            auth_key: auth_key.into(),
             device_name: None,
         })
         .await
@@ -144,7 +144,7 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
         let node_a = start_node(&database).await;
         let node_b = start_node(&database).await;
         let (bob, bob_api) = account(&node_a, "bob").await;
-        let bob_token = bob_api.token().unwrap().to_owned();
+        let bob_token = bob_api.token().unwrap().expose().to_owned();
         let mut senders = Vec::new();
         for i in 0..SENDERS {
             senders.push(account(&node_a, &format!("sender{i}")).await);

@@ -1,10 +1,14 @@
 //! Unit tests of the HTTP layer: serde of the wire types, error parsing, `Debug` without secrets,
 //! and what goes on the wire, against a one-shot canned HTTP server.
 
+use sealpost_proto::{Secret, SecretBytes};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::error::{error_from, excerpt, EXCERPT_CHARS};
 use super::*;
 
 const USER: &str = "0191d3a0-7b1c-7cc4-8f7a-3a4a5b6c7d8e";
@@ -51,8 +55,8 @@ fn absent_options_are_left_out_and_read_back_as_none() {
         current_auth_key: None,
         recovery_token: Some("token".into()),
         kdf: kdf(),
-        auth_key: vec![1; 32],
-        wrapped_account_key: vec![2; 72],
+        auth_key: vec![1; 32].into(),
+        wrapped_account_key: vec![2; 72].into(),
     };
     let value = serde_json::to_value(&change).unwrap();
     assert!(value.get("current_auth_key").is_none());
@@ -62,7 +66,7 @@ fn absent_options_are_left_out_and_read_back_as_none() {
     );
 
     let with_key = ChangePasswordRequest {
-        current_auth_key: Some(vec![0xff; 2]),
+        current_auth_key: Some(vec![0xff; 2].into()),
         recovery_token: None,
         ..change
     };
@@ -76,7 +80,7 @@ fn absent_options_are_left_out_and_read_back_as_none() {
 
     let login = LoginRequest {
         email: "a@b.c".into(),
-        auth_key: vec![],
+        auth_key: SecretBytes::default(),
         device_name: None,
     };
     assert_eq!(
@@ -164,11 +168,12 @@ fn anything_else_is_a_protocol_error_with_an_excerpt() {
 
 #[test]
 fn debug_output_shows_no_secret() {
-    let token = "tok-SECRET".to_owned();
-    let key = vec![0xa5; 32]; // prints as 165
+    let token = Secret::from("tok-SECRET");
+    let key = SecretBytes::new(vec![0xa5; 32]); // prints as 165
+    let wrapped = SecretBytes::new(vec![0xa5; 72]);
     let wrap = RecoveryWrap {
         auth_key: key.clone(),
-        wrapped_account_key: vec![0xa5; 72],
+        wrapped_account_key: wrapped.clone(),
     };
     let shown = [
         format!("{:?}", {
@@ -182,7 +187,7 @@ fn debug_output_shows_no_secret() {
                 email: "a@b.c".into(),
                 kdf: kdf(),
                 auth_key: key.clone(),
-                wrapped_account_key: vec![0xa5; 72],
+                wrapped_account_key: wrapped.clone(),
                 public_key: vec![1; 32],
                 wrapped_secret_key: vec![2; 72],
                 recovery: Some(wrap.clone()),
@@ -204,7 +209,7 @@ fn debug_output_shows_no_secret() {
                 access_token: token.clone(),
                 refresh_token: token.clone(),
                 expires_in: 900,
-                wrapped_account_key: vec![0xa5; 72],
+                wrapped_account_key: wrapped.clone(),
                 keys: KeyInfo {
                     public_key: vec![1; 32],
                     key_version: 1,
@@ -228,7 +233,7 @@ fn debug_output_shows_no_secret() {
                 recovery_token: Some(token.clone()),
                 kdf: kdf(),
                 auth_key: key.clone(),
-                wrapped_account_key: vec![0xa5; 72],
+                wrapped_account_key: wrapped.clone(),
             }
         ),
         format!(
@@ -242,7 +247,7 @@ fn debug_output_shows_no_secret() {
             "{:?}",
             RecoverResponse {
                 recovery_token: token.clone(),
-                wrapped_account_key: vec![0xa5; 72],
+                wrapped_account_key: wrapped,
             }
         ),
         format!(
@@ -306,7 +311,7 @@ async fn serve_once(answer: &str) -> (Api, tokio::task::JoinHandle<String>) {
 }
 
 fn with_token(mut api: Api) -> Api {
-    api.set_token(Some("tok".into()));
+    api.set_token(Some(Secret::from("tok")));
     api
 }
 
@@ -392,8 +397,8 @@ async fn another_success_status_than_the_calls_is_refused() {
     let request = RegisterRequest {
         email: "a@b.c".into(),
         kdf: kdf(),
-        auth_key: vec![1; 32],
-        wrapped_account_key: vec![2; 72],
+        auth_key: vec![1; 32].into(),
+        wrapped_account_key: vec![2; 72].into(),
         public_key: vec![3; 32],
         wrapped_secret_key: vec![4; 72],
         recovery: None,
@@ -413,7 +418,10 @@ async fn errors_carry_status_code_field_and_retry_after() {
         json!({"error": {"code": "rate_limited", "message": "wait"}})
     ))
     .await;
-    let error = api.recover("a@b.c", &[0xff; 2]).await.unwrap_err();
+    let error = api
+        .recover("a@b.c", &SecretBytes::new(vec![0xff; 2]))
+        .await
+        .unwrap_err();
     assert_eq!(error.status(), Some(429));
     assert_eq!(error.code(), Some("rate_limited"));
     assert_eq!(error.retry_after(), Some(30));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
-use sealpost_client::api::Page;
+use sealpost_client::api::{Page, SecretBytes};
 use sealpost_client::keystore::{Keystore as _, Stored};
 use sealpost_client::{Client, Error, MemoryKeystore, Received, StreamEvent};
 use sealpost_crypto::RecoveryKey;
@@ -172,10 +172,15 @@ both!(
         let key = RecoveryKey::parse(&alice.recovery_key).unwrap();
         let got = app
             .api()
-            .recover(&alice.email, key.auth_key().expose_secret())
+            .recover(
+                &alice.email,
+                &SecretBytes::from_slice(key.auth_key().expose_secret()),
+            )
             .await
             .unwrap();
-        let account_key = key.unwrap_account_key(&got.wrapped_account_key).unwrap();
+        let account_key = key
+            .unwrap_account_key(got.wrapped_account_key.expose())
+            .unwrap();
         let reset = |password: &str| {
             let kdf = sealpost_crypto::KdfParams::new(2, 67_108_864).unwrap();
             let (wrap_key, auth_key) = sealpost_crypto::derive(password, &kdf).unwrap();
@@ -188,8 +193,8 @@ both!(
                     opslimit: kdf.opslimit,
                     memlimit: kdf.memlimit,
                 },
-                auth_key: auth_key.expose_secret().to_vec(),
-                wrapped_account_key: account_key.wrap(&wrap_key),
+                auth_key: SecretBytes::from_slice(auth_key.expose_secret()),
+                wrapped_account_key: account_key.wrap(&wrap_key).into(),
             }
         };
         app.api()
@@ -366,14 +371,17 @@ both!(
         let recovery = RecoveryKey::parse(&alice.recovery_key).unwrap();
         let recovered = app
             .api()
-            .recover(&alice.email, recovery.auth_key().expose_secret())
+            .recover(
+                &alice.email,
+                &SecretBytes::from_slice(recovery.auth_key().expose_secret()),
+            )
             .await
             .unwrap();
         let mut secrets = vec![
             sha256(auth_key.expose_secret()),
             sha256(recovery.auth_key().expose_secret()),
             record.wrapped_account_key.clone(),
-            recovered.wrapped_account_key.clone(),
+            recovered.wrapped_account_key.expose().to_vec(),
         ];
         secrets.extend(record.keys.iter().map(|k| k.wrapped_secret_key.clone()));
         let entries = alice

@@ -14,6 +14,7 @@ mod support;
 
 mod kdf;
 mod lifecycle;
+mod redaction;
 mod replay;
 mod session;
 mod stream;

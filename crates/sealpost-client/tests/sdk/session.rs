@@ -23,7 +23,7 @@ both!(
         alice.client.send(&bob.email, "still here").await.unwrap();
         let stored = alice.keystore.load().unwrap();
         let session = stored.account.unwrap().session.unwrap();
-        assert_ne!(session.access_token, "not.a.token");
+        assert_ne!(session.access_token.expose(), "not.a.token");
         assert_ne!(session.refresh_token, old_refresh);
 
         // Both tokens bad: the refresh fails, and the client is signed out.

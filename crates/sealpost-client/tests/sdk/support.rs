@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sealpost_client::api::{Api, LoginRequest};
+use sealpost_client::api::{Api, LoginRequest, Secret};
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{Client, MemoryKeystore, RegisterOptions};
 use sealpost_crypto::{KeyPair, PublicKey};
@@ -26,7 +26,7 @@ pub struct Person {
 
 impl Person {
     /// The access token the keystore holds.
-    pub fn access_token(&self) -> String {
+    pub fn access_token(&self) -> Secret {
         let stored = self.keystore.load().unwrap();
         stored.account.unwrap().session.unwrap().access_token
     }
@@ -93,7 +93,7 @@ pub async fn raw_sender(app: &TestApp, name: &str) -> RawSender {
     let login = api
         .login(&LoginRequest {
             email,
-            auth_key,
+            auth_key: auth_key.into(),
             device_name: None,
         })
         .await

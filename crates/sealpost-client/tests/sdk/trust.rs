@@ -2,7 +2,7 @@
 //! message sealed to it, until the user trusts the new key; a send seals to the pinned key and
 //! learns of a newer version from the server's 409 `stale_key`.
 
-use sealpost_client::Error;
+use sealpost_client::{Error, SecretBytes};
 use sealpost_crypto::KeyPair;
 
 use crate::both;
@@ -127,7 +127,7 @@ both!(
             sealpost_crypto::AccountKey::unwrap(&record.wrapped_account_key, &wrap_key).unwrap();
         let new = KeyPair::generate();
         let rotate = sealpost_client::api::RotateRequest {
-            current_auth_key: sealpost_crypto::b64::decode(&auth_key.to_base64()).unwrap(),
+            current_auth_key: SecretBytes::from_slice(auth_key.expose_secret()),
             public_key: new.public().as_bytes().to_vec(),
             key_version: 2,
             wrapped_secret_key: account_key.wrap_secret_key(new.secret()),

@@ -14,8 +14,8 @@ async fn count_users(app: &TestApp) -> i64 {
 fn body(email: &str) -> serde_json::Value {
     let mut req = register_request(email, &random(32));
     req.recovery = Some(RecoveryWrap {
-        auth_key: random(32),
-        wrapped_account_key: random(72),
+        auth_key: secret(32),
+        wrapped_account_key: secret(72),
     });
     serde_json::to_value(&req).unwrap()
 }

@@ -1,7 +1,7 @@
 //! prelogin, login, refresh, logout, sessions, and access-token checks (PROTOCOL §4, §4.3).
 
 use reqwest::Method;
-use sealpost_client::api::{LoginRequest, RawBody};
+use sealpost_client::api::{LoginRequest, RawBody, Secret, SecretBytes};
 use sealpost_server::tokens::{Claims, JwtKey};
 use serde_json::json;
 
@@ -72,7 +72,7 @@ both!(
         let wrong = api
             .login(&LoginRequest {
                 email: alice.email.clone(),
-                auth_key: random(32),
+                auth_key: secret(32),
                 device_name: None,
             })
             .await
@@ -80,7 +80,7 @@ both!(
         let unknown = api
             .login(&LoginRequest {
                 email: "nobody@example.test".into(),
-                auth_key: random(32),
+                auth_key: secret(32),
                 device_name: None,
             })
             .await
@@ -106,7 +106,7 @@ both!(
     |app: TestApp| async move {
         let alice = app.user("alice").await;
         let api = app.api();
-        let attempt = |key: Vec<u8>| {
+        let attempt = |key: SecretBytes| {
             let api = api.clone();
             let email = alice.email.clone();
             async move {
@@ -119,9 +119,9 @@ both!(
             }
         };
         for _ in 0..app.state.config.failed_logins {
-            assert_eq!(attempt(random(32)).await.unwrap_err().status(), Some(401));
+            assert_eq!(attempt(secret(32)).await.unwrap_err().status(), Some(401));
         }
-        let e = attempt(random(32)).await.unwrap_err();
+        let e = attempt(secret(32)).await.unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(429), Some("rate_limited")));
         assert!(e.retry_after().is_some_and(|s| s > 0 && s <= 300));
         // Even the right key waits: the account is being guessed at.
@@ -159,7 +159,13 @@ both!(
             api.refresh(&pair.refresh_token).await.unwrap_err().status(),
             Some(401)
         );
-        assert_eq!(api.refresh("bm9wZQ").await.unwrap_err().status(), Some(401));
+        assert_eq!(
+            api.refresh(&Secret::from("bm9wZQ"))
+                .await
+                .unwrap_err()
+                .status(),
+            Some(401)
+        );
     }
 );
 
@@ -224,7 +230,7 @@ both!(access_tokens_are_checked, |app: TestApp| async move {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let with = |token: String| {
         let mut api = app.api();
-        api.set_token(Some(token));
+        api.set_token(Some(token.into()));
         api
     };
     let claims = Claims {

@@ -2,17 +2,17 @@
 
 use reqwest::Method;
 use sealpost_client::api::{
-    ChangePasswordRequest, Kdf, LoginRequest, Page, RawBody, RecoveryWrap, RotateRequest,
-    SendRequest, SetRecoveryRequest,
+    ChangePasswordRequest, Kdf, LoginRequest, Page, RawBody, RecoveryWrap, RotateRequest, Secret,
+    SecretBytes, SendRequest, SetRecoveryRequest,
 };
 
 use crate::both;
 use crate::helpers::*;
 
 fn new_password(
-    current: Option<Vec<u8>>,
-    token: Option<String>,
-    auth_key: &[u8],
+    current: Option<SecretBytes>,
+    token: Option<Secret>,
+    auth_key: &SecretBytes,
 ) -> ChangePasswordRequest {
     ChangePasswordRequest {
         current_auth_key: current,
@@ -23,20 +23,20 @@ fn new_password(
             opslimit: 2,
             memlimit: 67_108_864,
         },
-        auth_key: auth_key.to_vec(),
-        wrapped_account_key: random(72),
+        auth_key: auth_key.clone(),
+        wrapped_account_key: secret(72),
     }
 }
 
 async fn login(
     app: &TestApp,
     email: &str,
-    auth_key: &[u8],
+    auth_key: &SecretBytes,
 ) -> Result<sealpost_client::api::LoginResponse, sealpost_client::ApiError> {
     app.api()
         .login(&LoginRequest {
             email: email.into(),
-            auth_key: auth_key.to_vec(),
+            auth_key: auth_key.clone(),
             device_name: None,
         })
         .await
@@ -58,11 +58,11 @@ both!(
         let alice = app.user("alice").await;
         let other = login(&app, &alice.email, &alice.auth_key).await.unwrap();
         let mut other_stream = app.stream(&other.access_token, 0).await;
-        let new_key = random(32);
+        let new_key = secret(32);
         // Wrong proof: 403 (never 401), and nothing changes.
         let e = alice
             .api
-            .change_password(&new_password(Some(random(32)), None, &new_key))
+            .change_password(&new_password(Some(secret(32)), None, &new_key))
             .await
             .unwrap_err();
         assert_eq!((e.status(), e.code()), (Some(403), Some("forbidden")));
@@ -123,10 +123,10 @@ both!(
     recovery_resets_the_password_once,
     |app: TestApp| async move {
         let email = format!("rita-{}@example.test", uuid::Uuid::new_v4().simple());
-        let auth_key = random(32);
-        let recovery_auth = random(32);
-        let recovery_wrap = random(72);
-        let mut req = register_request(&email, &auth_key);
+        let auth_key = secret(32);
+        let recovery_auth = secret(32);
+        let recovery_wrap = secret(72);
+        let mut req = register_request(&email, auth_key.expose());
         req.recovery = Some(RecoveryWrap {
             auth_key: recovery_auth.clone(),
             wrapped_account_key: recovery_wrap.clone(),
@@ -136,17 +136,17 @@ both!(
         let mut session = app.api();
         session.set_token(Some(signed_in.access_token.clone()));
         // A wrong key and an unknown email: the same 401.
-        let wrong = app.api().recover(&email, &random(32)).await.unwrap_err();
+        let wrong = app.api().recover(&email, &secret(32)).await.unwrap_err();
         let unknown = app
             .api()
-            .recover("nobody@example.test", &random(32))
+            .recover("nobody@example.test", &secret(32))
             .await
             .unwrap_err();
         assert_eq!((wrong.status(), unknown.status()), (Some(401), Some(401)));
         assert_eq!(wrong.to_string(), unknown.to_string());
         let got = app.api().recover(&email, &recovery_auth).await.unwrap();
         assert_eq!(got.wrapped_account_key, recovery_wrap);
-        let new_key = random(32);
+        let new_key = secret(32);
         app.api()
             .change_password(&new_password(
                 None,
@@ -160,13 +160,13 @@ both!(
         login(&app, &email, &new_key).await.unwrap();
         let again = app
             .api()
-            .change_password(&new_password(None, Some(got.recovery_token), &random(32)))
+            .change_password(&new_password(None, Some(got.recovery_token), &secret(32)))
             .await
             .unwrap_err();
         assert_eq!(again.status(), Some(401));
         let e = app
             .api()
-            .change_password(&new_password(None, Some("bm9wZQ".into()), &random(32)))
+            .change_password(&new_password(None, Some("bm9wZQ".into()), &secret(32)))
             .await
             .unwrap_err();
         assert_eq!(e.status(), Some(401));
@@ -175,12 +175,12 @@ both!(
         let mut session = app.api();
         session.set_token(Some(signed_in.access_token));
         let replacement = RecoveryWrap {
-            auth_key: random(32),
-            wrapped_account_key: random(72),
+            auth_key: secret(32),
+            wrapped_account_key: secret(72),
         };
         let e = session
             .set_recovery(&SetRecoveryRequest {
-                current_auth_key: random(32),
+                current_auth_key: secret(32),
                 recovery: replacement.clone(),
             })
             .await
@@ -217,7 +217,7 @@ both!(recovery_is_rate_limited, |app: TestApp| async move {
     for _ in 0..app.state.config.failed_logins {
         assert_eq!(
             app.api()
-                .recover(&alice.email, &random(32))
+                .recover(&alice.email, &secret(32))
                 .await
                 .unwrap_err()
                 .status(),
@@ -226,7 +226,7 @@ both!(recovery_is_rate_limited, |app: TestApp| async move {
     }
     let e = app
         .api()
-        .recover(&alice.email, &random(32))
+        .recover(&alice.email, &secret(32))
         .await
         .unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(429), Some("rate_limited")));
@@ -240,7 +240,7 @@ both!(
         alice.api.send(&send_req(bob.id, 1)).await.unwrap();
         let v1 = alice.api.user(bob.id).await.unwrap();
         let new_pk = public_key();
-        let rotate = |current: Vec<u8>, version: i64| RotateRequest {
+        let rotate = |current: SecretBytes, version: i64| RotateRequest {
             current_auth_key: current,
             public_key: new_pk.clone(),
             key_version: version,
@@ -248,7 +248,7 @@ both!(
         };
         assert_eq!(
             bob.api
-                .rotate_keys(&rotate(random(32), 2))
+                .rotate_keys(&rotate(secret(32), 2))
                 .await
                 .unwrap_err()
                 .status(),
@@ -382,7 +382,7 @@ both!(
         }
         assert_eq!(count(&app, "SELECT COUNT(*) FROM users WHERE id = $1 AND (auth_hash IS NOT NULL OR wrapped_account_key IS NOT NULL OR kdf_salt IS NOT NULL OR recovery_wrapped IS NOT NULL)", alice.id).await, 0);
         assert_eq!(count(&app, "SELECT COUNT(*) FROM user_keys WHERE user_id = $1 AND wrapped_secret_key IS NOT NULL", alice.id).await, 0);
-        let hash = sealpost_crypto::b64::encode(&sha256(&alice.auth_key));
+        let hash = sealpost_crypto::b64::encode(&sha256(alice.auth_key.expose()));
         assert!(!text.contains(&hash));
         // The address can register again, as a new user.
         let again = app

@@ -2,7 +2,7 @@
 //! sent; then the SQLite file (and its write-ahead log) and every table's text are searched for
 //! the canary.
 
-use sealpost_client::api::{LoginRequest, Page, SendRequest};
+use sealpost_client::api::{LoginRequest, Page, SecretBytes, SendRequest};
 use sealpost_crypto::{KeyPair, Payload};
 
 use crate::both;
@@ -18,7 +18,7 @@ async fn real_user(app: &TestApp, name: &str, keys: &KeyPair) -> TestUser {
         .api()
         .login(&LoginRequest {
             email: email.clone(),
-            auth_key: auth_key.clone(),
+            auth_key: SecretBytes::from_slice(&auth_key),
             device_name: None,
         })
         .await
@@ -28,7 +28,7 @@ async fn real_user(app: &TestApp, name: &str, keys: &KeyPair) -> TestUser {
     TestUser {
         id: reg.user_id,
         email,
-        auth_key,
+        auth_key: auth_key.into(),
         api,
         refresh_token: login.refresh_token,
         session_id: login.session_id,
