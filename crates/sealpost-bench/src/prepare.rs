@@ -77,17 +77,10 @@ async fn account(api: &Api, email: String) -> anyhow::Result<Account> {
         wrapped_secret_key: account_key.wrap_secret_key(keys.secret()),
         recovery: None,
     };
-    match api.register(&register).await {
+    let (keys, auth_key, login) = match api.register(&register).await {
         Ok(_) => {
             let login = login(api, &email, &auth_key).await?;
-            Ok(Account {
-                email,
-                user_id: login.user_id,
-                key_version: login.keys.key_version,
-                keys,
-                auth_key,
-                token: login.access_token,
-            })
+            (keys, auth_key, login)
         }
         Err(e) if e.status() == Some(409) => {
             // An earlier run made it: prelogin answered its real salt.
@@ -96,17 +89,18 @@ async fn account(api: &Api, email: String) -> anyhow::Result<Account> {
             let account_key = AccountKey::unwrap(login.wrapped_account_key.expose(), &wrap_key)?;
             let public = sealpost_crypto::PublicKey::from_bytes(&login.keys.public_key)?;
             let keys = account_key.unwrap_key_pair(&login.keys.wrapped_secret_key, &public)?;
-            Ok(Account {
-                email,
-                user_id: login.user_id,
-                key_version: login.keys.key_version,
-                keys,
-                auth_key,
-                token: login.access_token,
-            })
+            (keys, auth_key, login)
         }
-        Err(e) => Err(anyhow::anyhow!("cannot register {email}: {e}")),
-    }
+        Err(e) => return Err(anyhow::anyhow!("cannot register {email}: {e}")),
+    };
+    Ok(Account {
+        email,
+        user_id: login.user_id,
+        key_version: login.keys.key_version,
+        keys,
+        auth_key,
+        token: login.access_token,
+    })
 }
 
 async fn derive_blocking(
