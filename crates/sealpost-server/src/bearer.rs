@@ -18,6 +18,8 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 pub struct Auth {
     pub user_id: Uuid,
     pub session_id: Uuid,
+    /// When the access token stops being accepted (its `exp` and the leeway), in Unix seconds.
+    pub valid_until: i64,
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -74,6 +76,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Auth, ApiErro
     Ok(Auth {
         user_id: claims.sub,
         session_id: claims.sid,
+        valid_until: claims.exp + crate::tokens::LEEWAY_SECS,
     })
 }
 

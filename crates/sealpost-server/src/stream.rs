@@ -27,6 +27,7 @@ use tokio::time::{timeout, Instant};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::bearer::Auth;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::hub::{Control, Subscription};
 use crate::listen::ConnectionSlot;
@@ -158,6 +159,32 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
     state.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The instant a token valid until `valid_until` (Unix seconds) stops being accepted.
+fn deadline(valid_until: i64) -> Instant {
+    let left_ms = (valid_until * 1000 - now_ms()).max(0);
+    Instant::now() + Duration::from_millis(left_ms.unsigned_abs())
+}
+
+/// A re-authentication frame on an open stream: the new token's deadline, or `None` when the
+/// token is invalid or belongs to another session (PROTOCOL §4.2).
+async fn reauthenticate(state: &AppState, current: &Auth, frame: &AuthFrame) -> Option<Instant> {
+    if frame.r#type != "auth" {
+        return None;
+    }
+    let fresh = crate::bearer::authenticate(state, &frame.access_token)
+        .await
+        .ok()?;
+    (fresh.session_id == current.session_id && fresh.user_id == current.user_id)
+        .then(|| deadline(fresh.valid_until))
+}
+
+/// Whether a read failed because the client sent a frame over the limit.
+fn too_large(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 /// Sends a close frame on a stream that has not started.
 async fn close_now(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
@@ -237,6 +264,7 @@ async fn deliver(
     // Whether the store may hold entries after `sent` that did not fit in the queue.
     let mut more = true;
     let mut full_since: Option<Instant> = None;
+    let mut expires = deadline(auth.valid_until);
     loop {
         if more {
             let room = queue.capacity().min(PAGE);
@@ -304,8 +332,22 @@ async fn deliver(
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Closed) => return Some((close::GOING_AWAY, "the server is shutting down")),
             },
+            _ = tokio::time::sleep_until(expires) => {
+                return Some((close::UNAUTHENTICATED, "the access token expired: refresh it and send a new auth frame"));
+            }
             frame = incoming.next() => match frame {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                None | Some(Ok(Message::Close(_))) => return None,
+                Some(Err(e)) => return too_large(&e).then_some((close::MESSAGE_TOO_BIG, "frames from the client are at most 16 KiB")),
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    // A fresh token for the same session keeps the stream alive (§4.2).
+                    if let Ok(frame) = serde_json::from_str::<AuthFrame>(&text) {
+                        match reauthenticate(state, &auth, &frame).await {
+                            Some(until) => expires = until,
+                            None => return Some((close::UNAUTHENTICATED, "the token is invalid, or of another session")),
+                        }
+                    }
+                }
                 // Pongs (and anything else the client says) show it is alive.
                 Some(Ok(_)) => last_heard = Instant::now(),
             },

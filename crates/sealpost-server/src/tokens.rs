@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use sealpost_crypto::b64;
 
 /// Seconds of clock skew tolerated on `exp`.
-const LEEWAY_SECS: i64 = 5;
+pub(crate) const LEEWAY_SECS: i64 = 5;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

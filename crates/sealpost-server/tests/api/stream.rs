@@ -257,3 +257,95 @@ async fn revocation_and_messages_reach_every_node() {
     node_b.stop().await;
     app.stop().await;
 }
+
+/// A server whose access tokens live `ttl` seconds, signed with a key the test knows.
+async fn short_tokens(ttl: u64) -> (TestApp, sealpost_server::tokens::JwtKey) {
+    let secret = [7u8; 32];
+    let mut args = test_args();
+    args.access_token_ttl = ttl;
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    args.jwt_secret = Some(sealpost_server::config::HexSecret::parse(&hex).unwrap());
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    (app, sealpost_server::tokens::JwtKey::new(secret.to_vec()))
+}
+
+/// A token for `user`'s session that the server accepts, expiring `exp` (Unix seconds).
+fn token(key: &sealpost_server::tokens::JwtKey, user: &TestUser, exp: i64) -> String {
+    key.sign(&sealpost_server::tokens::Claims {
+        sub: user.id,
+        sid: user.session_id,
+        iat: exp - 1,
+        exp,
+    })
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_4401_when_its_newest_token_expires() {
+    let (app, _) = short_tokens(1).await;
+    let alice = app.user("alice").await;
+    // The token lives 1 s, plus the 5 s leeway of §4.3: the stream closes within 10 s.
+    let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_authentication_keeps_a_stream_alive_for_the_same_session_only() {
+    let (app, key) = short_tokens(900).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    // Alice's stream starts on a token that the server stops accepting in 2 s (its exp was 3 s
+    // ago; the leeway is 5 s) ...
+    let dying = token(&key, &alice, now_secs() - 3);
+    let mut ws = app.stream(&dying.into(), 0).await;
+    // ... and is re-authenticated at once with a fresh token of the same session; the server
+    // answers nothing.
+    let fresh =
+        serde_json::json!({"type": "auth", "access_token": token(&key, &alice, now_secs() + 3600)});
+    ws.send(Message::Text(fresh.to_string().into()))
+        .await
+        .unwrap();
+    // Past the first token's end (the time passing is what is tested), the stream still delivers.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let sent = send(&bob, &alice, 1).await;
+    assert_eq!(id_of(hear(&mut ws).await), sent.id.to_string());
+    // A valid token of another session of the same account ends the stream: 4401.
+    let other = app.user("alice-elsewhere").await;
+    let foreign =
+        serde_json::json!({"type": "auth", "access_token": token(&key, &other, now_secs() + 3600)});
+    ws.send(Message::Text(foreign.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
+    // So does a token that does not verify.
+    let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
+    let bad = serde_json::json!({"type": "auth", "access_token": "x.y.z"});
+    ws.send(Message::Text(bad.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
+    app.stop().await;
+}
+
+both!(
+    frames_over_16_kib_close_the_stream_1009,
+    |app: TestApp| async move {
+        let alice = app.user("alice").await;
+        let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
+        ws.send(Message::Text("x".repeat(16 * 1024 + 1).into()))
+            .await
+            .unwrap();
+        assert_eq!(hear(&mut ws).await, Heard::Closed(Some(1009)));
+        // A frame at the limit is fine (and, not being an auth frame, ignored).
+        let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
+        ws.send(Message::Text("x".repeat(16 * 1024).into()))
+            .await
+            .unwrap();
+        let sent = send(&alice, &alice, 1).await;
+        assert_eq!(id_of(hear(&mut ws).await), sent.id.to_string());
+    }
+);
