@@ -101,6 +101,8 @@ const SET_RECOVERY: &str = "UPDATE users SET recovery_auth_hash = $1, recovery_w
 const SELECT_RECOVERY: &str = "SELECT id, recovery_auth_hash, recovery_wrapped FROM users \
      WHERE email = $1 AND deleted_at IS NULL \
      AND recovery_auth_hash IS NOT NULL AND recovery_wrapped IS NOT NULL";
+/// A credential change ends every recovery token of the account (PROTOCOL 1.1 §5).
+const REVOKE_RECOVERY_TOKENS: &str = "DELETE FROM recovery_tokens WHERE user_id = $1";
 const INSERT_RECOVERY_TOKEN: &str =
     "INSERT INTO recovery_tokens (hash, user_id, expires_at) VALUES ($1, $2, $3)";
 const FORGET_USER: &str = "UPDATE users SET email = NULL, kdf_salt = NULL, kdf_opslimit = NULL, \
@@ -201,7 +203,7 @@ impl Store {
     }
 
     /// Swaps kdf, auth hash and wrapped account key in one transaction, and revokes every
-    /// session but the one kept (all of them after a recovery). A recovery token (its hash) is
+    /// session but the one kept (all of them after a recovery) and every recovery token. A recovery token (its hash) is
     /// consumed in the same transaction and names the user; `Ok(None)` when it is unknown, used
     /// or expired. Answers the user changed.
     pub async fn change_password(
@@ -252,13 +254,15 @@ impl Store {
                 }
                 None => sqlx::query(REVOKE_ALL_SESSIONS).bind(now).bind(user_id).execute(&mut *tx).await?,
             };
+            sqlx::query(REVOKE_RECOVERY_TOKENS).bind(user_id).execute(&mut *tx).await?;
             notify!(self, tx, notification::user_revoked(user_id, keep));
             tx.commit().await?;
             Ok(Some(user_id))
         })
     }
 
-    /// Replaces the recovery wrap (the old recovery key stops working).
+    /// Replaces the recovery wrap (the old recovery key stops working) and ends every recovery
+    /// token, in one transaction.
     pub async fn set_recovery(
         &self,
         user_id: Uuid,
@@ -266,12 +270,15 @@ impl Store {
         wrapped: &[u8],
     ) -> Result<(), sqlx::Error> {
         on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(SET_RECOVERY)
                 .bind(auth_hash)
                 .bind(wrapped)
                 .bind(user_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query(REVOKE_RECOVERY_TOKENS).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(())
         })
     }

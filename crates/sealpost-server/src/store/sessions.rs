@@ -157,7 +157,20 @@ impl Store {
             if row.revoked_at.is_some() {
                 return Ok(Refreshed::Invalid);
             }
-            if row.used_at.is_some() {
+            if row.expires_at <= now && row.used_at.is_none() {
+                return Ok(Refreshed::Invalid);
+            }
+            // A token used before, or by a concurrent refresh that won the update below (on
+            // PostgreSQL both can read it unused), is reuse: the whole session ends.
+            let won = row.used_at.is_none()
+                && sqlx::query(USE_REFRESH_TOKEN)
+                    .bind(now)
+                    .bind(old_hash)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if !won {
                 sqlx::query(REVOKE_SESSION)
                     .bind(now)
                     .bind(row.session_id)
@@ -166,18 +179,6 @@ impl Store {
                 notify!(self, tx, notification::session_revoked(row.session_id));
                 tx.commit().await?;
                 return Ok(Refreshed::Reused(row.session_id));
-            }
-            if row.expires_at <= now {
-                return Ok(Refreshed::Invalid);
-            }
-            let won = sqlx::query(USE_REFRESH_TOKEN)
-                .bind(now)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if won == 0 {
-                return Ok(Refreshed::Invalid);
             }
             sqlx::query(INSERT_REFRESH_TOKEN)
                 .bind(new_hash)

@@ -403,3 +403,104 @@ async fn count(app: &TestApp, sql: &str, id: uuid::Uuid) -> i64 {
     app.sql_scalar(sql, &[sealpost_server::store::testing::Value::Uuid(id)])
         .await
 }
+
+/// A user with a recovery key, signed in; answers (email, auth key, recovery auth key, session).
+async fn with_recovery(
+    app: &TestApp,
+) -> (String, SecretBytes, SecretBytes, sealpost_client::api::Api) {
+    let email = format!("rory-{}@example.test", uuid::Uuid::new_v4().simple());
+    let auth_key = secret(32);
+    let recovery_auth = secret(32);
+    let mut req = register_request(&email, auth_key.expose());
+    req.recovery = Some(RecoveryWrap {
+        auth_key: recovery_auth.clone(),
+        wrapped_account_key: secret(72),
+    });
+    app.api().register(&req).await.unwrap();
+    let signed_in = login(app, &email, &auth_key).await.unwrap();
+    let mut session = app.api();
+    session.set_token(Some(signed_in.access_token));
+    (email, auth_key, recovery_auth, session)
+}
+
+both!(
+    credential_changes_revoke_every_outstanding_recovery_token,
+    |app: TestApp| async move {
+        let (email, auth_key, recovery_auth, session) = with_recovery(&app).await;
+        let spend = |token: Secret| {
+            let api = app.api();
+            async move {
+                api.change_password(&new_password(None, Some(token), &secret(32)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.status())
+            }
+        };
+        // A password change by the owner ends a token minted before it.
+        let minted = app.api().recover(&email, &recovery_auth).await.unwrap();
+        let new_key = secret(32);
+        session
+            .change_password(&new_password(Some(auth_key), None, &new_key))
+            .await
+            .unwrap();
+        assert_eq!(spend(minted.recovery_token).await, Err(Some(401)));
+        // A new recovery key ends a token minted with the old one.
+        let minted = app.api().recover(&email, &recovery_auth).await.unwrap();
+        let replacement = RecoveryWrap {
+            auth_key: secret(32),
+            wrapped_account_key: secret(72),
+        };
+        session
+            .set_recovery(&SetRecoveryRequest {
+                current_auth_key: new_key.clone(),
+                recovery: replacement.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(spend(minted.recovery_token).await, Err(Some(401)));
+        // A recovery with one token ends the others.
+        let first = app
+            .api()
+            .recover(&email, &replacement.auth_key)
+            .await
+            .unwrap();
+        let second = app
+            .api()
+            .recover(&email, &replacement.auth_key)
+            .await
+            .unwrap();
+        assert_eq!(spend(first.recovery_token).await, Ok(()));
+        assert_eq!(spend(second.recovery_token).await, Err(Some(401)));
+    }
+);
+
+both!(
+    a_refresh_race_counts_as_reuse_on_either_store,
+    |app: TestApp| async move {
+        // Several rounds, so that both requests often read the token unused at once.
+        for _ in 0..8 {
+            let user = app.user("racer").await;
+            let api = app.api();
+            let (a, b) = tokio::join!(
+                api.refresh(&user.refresh_token),
+                api.refresh(&user.refresh_token)
+            );
+            let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+            assert_eq!(
+                winners.len(),
+                1,
+                "exactly one of two refreshes with one token succeeds"
+            );
+            // Whatever the interleaving, the loser counted as reuse: the session is gone, and the
+            // winner's new refresh token with it.
+            assert_eq!(
+                api.refresh(&winners[0].refresh_token)
+                    .await
+                    .unwrap_err()
+                    .status(),
+                Some(401)
+            );
+            assert_eq!(user.api.sessions().await.unwrap_err().status(), Some(401));
+        }
+    }
+);
