@@ -32,7 +32,7 @@ stop() {
 trap 'stop; psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $DB" || true' EXIT
 
 serve() {
-  "$@" serve --listen "127.0.0.1:$PORT" --database "$PGURL/$DB" \
+  "$@" serve --listen "127.0.0.1:$PORT" --database "$PGURL/$DB" --secrets-file "$OUT/secrets" \
     --kdf-opslimit 2 --kdf-memlimit 67108864 \
     --rate-per-address 100000000 --rate-per-email 100000000 --log warn >"$OUT/server.log" 2>&1 &
   PID=$!

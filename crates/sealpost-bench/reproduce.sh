@@ -46,7 +46,7 @@ trap 'stop_all; rm -rf "$WORK"' EXIT
 start() {
   local name=$1 port=$2 database=$3
   shift 3
-  "$SERVER" serve --listen "127.0.0.1:$port" --database "$database" \
+  "$SERVER" serve --listen "127.0.0.1:$port" --database "$database" --secrets-file "$WORK/secrets" \
     --kdf-opslimit 2 --kdf-memlimit 67108864 \
     --rate-per-address 100000000 --rate-per-email 100000000 \
     --access-token-ttl 3600 --log warn "$@" >"$WORK/$name.log" 2>&1 &

@@ -23,10 +23,21 @@ pub struct ServeArgs {
     )]
     pub database: DatabaseUrl,
 
-    /// JWT signing secret as hex (at least 32 bytes). By default one is generated on first start
-    /// and kept in the database, so that every node on one database agrees.
+    /// The file that holds the server's secrets (the token-signing key and the prelogin secret),
+    /// outside the database so that a copy of it cannot mint tokens. Made on first start, mode
+    /// 0600. Default on SQLite: the database's path with `.secrets` added; on PostgreSQL give it
+    /// (the same file on every node) or both SEALPOST_JWT_SECRET and SEALPOST_PRELOGIN_SECRET.
+    #[arg(long, env = "SEALPOST_SECRETS_FILE")]
+    pub secrets_file: Option<PathBuf>,
+
+    /// JWT signing secret as hex (at least 32 bytes); overrides the secrets file's.
     #[arg(long, env = "SEALPOST_JWT_SECRET", hide_env_values = true, value_parser = HexSecret::parse)]
     pub jwt_secret: Option<HexSecret>,
+
+    /// The secret behind prelogin's answers for unknown emails, as hex (at least 32 bytes);
+    /// overrides the secrets file's.
+    #[arg(long, env = "SEALPOST_PRELOGIN_SECRET", hide_env_values = true, value_parser = HexSecret::parse)]
+    pub prelogin_secret: Option<HexSecret>,
 
     /// Access token lifetime, in seconds.
     #[arg(long, env = "SEALPOST_ACCESS_TOKEN_TTL", default_value_t = 900)]

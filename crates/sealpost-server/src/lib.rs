@@ -43,6 +43,7 @@ pub mod config;
 mod error;
 mod extract;
 pub mod hub;
+pub mod keyfile;
 mod limits;
 mod listen;
 mod messages;

@@ -12,7 +12,7 @@ use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::pages::PageCache;
 use crate::store::Store;
-use crate::tokens::{random_secret, JwtKey, PreloginKey};
+use crate::tokens::{JwtKey, PreloginKey};
 
 /// Byte limits derived from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -62,11 +62,7 @@ impl AppState {
 
     /// Builds the state over an open store.
     pub async fn with_store(config: ServeArgs, store: Store) -> anyhow::Result<AppState> {
-        let jwt_secret = match &config.jwt_secret {
-            Some(secret) => secret.bytes().to_vec(),
-            None => store.server_secret("jwt", random_secret()).await?,
-        };
-        let prelogin = store.server_secret("prelogin", random_secret()).await?;
+        let secrets = crate::keyfile::load(&config, &store).await?;
         let metrics = Arc::new(Metrics::default());
         Ok(AppState {
             limits: Limits::new(config.max_ciphertext),
@@ -76,8 +72,8 @@ impl AppState {
             batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics))
                 .context("cannot start the send writer")?,
             pages: Arc::new(PageCache::new(config.page_cache_mib << 20)),
-            jwt: Arc::new(JwtKey::new(jwt_secret)),
-            prelogin_key: Arc::new(PreloginKey::new(prelogin)),
+            jwt: Arc::new(JwtKey::new(secrets.jwt.to_vec())),
+            prelogin_key: Arc::new(PreloginKey::new(secrets.prelogin.to_vec())),
             config: Arc::new(config),
             store,
         })

@@ -111,10 +111,27 @@ impl TestApp {
             Backend::Postgres => {
                 let db = PgDatabase::create().await?;
                 args.database = db.url.clone().into();
+                // PostgreSQL has no default place for the server's secrets: give them, as every
+                // node of a deployment would be given the same ones.
+                if args.secrets_file.is_none() {
+                    args.jwt_secret = args.jwt_secret.or_else(|| Some(hex_secret()));
+                    args.prelogin_secret = args.prelogin_secret.or_else(|| Some(hex_secret()));
+                }
                 pg = Some(Arc::new(db));
             }
         }
         Some(Self::start(args, backend, dir, pg, db_path).await)
+    }
+
+    /// A server on the database `args` names, as it is (a test that prepared a database itself);
+    /// nothing is dropped afterwards.
+    pub async fn spawn_with_args(backend: Backend, args: ServeArgs) -> TestApp {
+        let db_path = args
+            .database
+            .as_str()
+            .strip_prefix("sqlite://")
+            .map(std::path::PathBuf::from);
+        Self::start(args, backend, None, None, db_path).await
     }
 
     async fn start(
@@ -242,6 +259,12 @@ pub fn random(n: usize) -> Vec<u8> {
 /// `random(n)` as the SDK's wire types carry secret bytes.
 pub fn secret(n: usize) -> SecretBytes {
     SecretBytes::new(random(n))
+}
+
+/// A fresh random 32-byte server secret.
+pub fn hex_secret() -> sealpost_server::config::HexSecret {
+    let hex: String = random(32).iter().map(|b| format!("{b:02x}")).collect();
+    sealpost_server::config::HexSecret::parse(&hex).expect("64 hex digits")
 }
 
 /// A real X25519 public key.

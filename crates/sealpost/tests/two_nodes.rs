@@ -38,7 +38,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_node(database: &str) -> Node {
+async fn start_node(database: &str, secrets: &std::path::Path) -> Node {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
@@ -48,6 +48,8 @@ async fn start_node(database: &str) -> Node {
             &addr,
             "--database",
             database,
+            "--secrets-file",
+            secrets.to_str().unwrap(),
             "--kdf-opslimit",
             "2",
             "--kdf-memlimit",
@@ -140,9 +142,12 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
         return;
     };
     let database = db.url.clone();
+    // Every node is given the same secrets file; the first to start makes it.
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("sealpost.secrets");
     {
-        let node_a = start_node(&database).await;
-        let node_b = start_node(&database).await;
+        let node_a = start_node(&database, &secrets).await;
+        let node_b = start_node(&database, &secrets).await;
         let (bob, bob_api) = account(&node_a, "bob").await;
         let bob_token = bob_api.token().unwrap().expose().to_owned();
         let mut senders = Vec::new();

@@ -138,6 +138,48 @@ fn pg_pool(size: u32) -> PgPoolOptions {
         })
 }
 
+/// The SQLite database and its `-wal` and `-shm` are readable by the server's user only: any
+/// other local user could otherwise read every mailbox's metadata and ciphertext. A new database
+/// file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` the mode of the
+/// database file); an existing one, and its companions, are made 0600.
+fn private_sqlite_files(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let private = std::fs::Permissions::from_mode(0o600);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for file in [
+                    path.to_owned(),
+                    format!("{path}-wal"),
+                    format!("{path}-shm"),
+                ] {
+                    if std::path::Path::new(&file).exists() {
+                        std::fs::set_permissions(&file, private.clone())
+                            .with_context(|| format!("cannot make {file} private (chmod 600)"))?;
+                    }
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create the database {path}")),
+        }
+    }
+    Ok(())
+}
+
 const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous";
 const SQLITE_JOURNAL_MODE: &str = "PRAGMA journal_mode";
 const PING: &str = "SELECT 1";
@@ -146,6 +188,7 @@ impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
     pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Store> {
         let db = if url.starts_with("sqlite:") {
+            private_sqlite_files(url)?;
             let options = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("bad SQLite URL {url}"))?
                 .create_if_missing(true)

@@ -1,19 +1,21 @@
-//! Server secrets kept in the database (the token-signing key and the prelogin secret), shared
-//! by every node on it.
+//! Server secrets that an older version kept in the database. They live outside it now
+//! (`keyfile`); these methods move them out once and delete them.
 
 use super::Store;
 
-const INSERT_SECRET: &str =
-    "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
-const SELECT_SECRET: &str = "SELECT value FROM server_secrets WHERE name = $1";
+const SELECT_SECRETS: &str = "SELECT name, value FROM server_secrets ORDER BY name";
+const DELETE_SECRETS: &str = "DELETE FROM server_secrets";
 
 impl Store {
-    /// A server secret by name, made from `fresh` on first use; every node on this database gets
-    /// the same one.
-    pub async fn server_secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, sqlx::Error> {
+    /// The secrets the database still holds, by name.
+    pub async fn legacy_secrets(&self) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+        on!(self, pool => sqlx::query_as(SELECT_SECRETS).fetch_all(pool).await)
+    }
+
+    /// Deletes them; answers how many there were.
+    pub async fn delete_legacy_secrets(&self) -> Result<u64, sqlx::Error> {
         on_write!(self, pool => {
-            sqlx::query(INSERT_SECRET).bind(name).bind(&fresh).execute(pool).await?;
-            sqlx::query_scalar(SELECT_SECRET).bind(name).fetch_one(pool).await
+            Ok(sqlx::query(DELETE_SECRETS).execute(pool).await?.rows_affected())
         })
     }
 }
