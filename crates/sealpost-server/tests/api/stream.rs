@@ -321,8 +321,9 @@ async fn re_authentication_keeps_a_stream_alive_for_the_same_session_only() {
         .await
         .unwrap();
     assert_eq!(hear(&mut ws).await, Heard::Closed(Some(4401)));
-    // So does a token that does not verify.
-    let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
+    // So does a token that does not verify (a stream past the backlog, so that only the close
+    // can come).
+    let mut ws = app.stream(alice.api.token().unwrap(), sent.seq).await;
     let bad = serde_json::json!({"type": "auth", "access_token": "x.y.z"});
     ws.send(Message::Text(bad.to_string().into()))
         .await
