@@ -20,6 +20,8 @@ use sealpost_server::store::testing::Value;
 use sealpost_server::{AppState, RunningServer, ServeArgs, Server, Store};
 use uuid::Uuid;
 
+pub mod tls;
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
