@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt as _;
 use sealpost_client::api::ApiError;
 use sealpost_client::{
     Api, Client, Error, MemoryKeystore, RegisterOptions, StreamEvent, Transport, TransportError,
@@ -18,17 +16,8 @@ use uuid::Uuid;
 
 use crate::both;
 use crate::helpers::*;
+use crate::stream::next;
 use crate::support::PASSWORD;
-
-type Live = BoxStream<'static, Result<StreamEvent, Error>>;
-
-/// The next event, within 30 s.
-async fn next(live: &mut Live) -> Result<StreamEvent, Error> {
-    tokio::time::timeout(Duration::from_secs(30), live.next())
-        .await
-        .expect("the stream said nothing within 30 s")
-        .expect("the stream ended")
-}
 
 /// A client of `url` with `transport` that registers `name`; its keystore, to share.
 async fn register(
