@@ -1,6 +1,7 @@
 //! `sealpost serve` options: every knob has a flag, an environment variable and a default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -61,6 +62,27 @@ pub struct ServeArgs {
     /// Failed logins (or recoveries) per account per five minutes.
     #[arg(long, env = "SEALPOST_FAILED_LOGINS", default_value_t = 10)]
     pub failed_logins: u32,
+
+    /// TLS certificate chain (PEM): with --tls-key, the server speaks HTTPS and WSS itself.
+    /// Without them it speaks plain HTTP, for a TLS-terminating proxy in front (PROTOCOL §7).
+    #[arg(long, env = "SEALPOST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "SEALPOST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds a client has to send a request's header (and, with TLS, to finish its handshake);
+    /// slower ones are cut off.
+    #[arg(long, env = "SEALPOST_HEADER_TIMEOUT", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Connections open at once, WebSocket streams included; past it a new connection is answered
+    /// 503 `overloaded` and closed.
+    #[arg(long, env = "SEALPOST_MAX_CONNECTIONS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     /// Requests in flight at once; beyond it the server answers 503 at once.
     #[arg(long, env = "SEALPOST_MAX_IN_FLIGHT", default_value_t = 1024)]

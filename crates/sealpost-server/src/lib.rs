@@ -44,6 +44,7 @@ mod error;
 mod extract;
 pub mod hub;
 mod limits;
+mod listen;
 mod messages;
 mod metrics;
 mod ops;
@@ -172,6 +173,7 @@ async fn observe(
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    connections: listen::Connections,
     state: AppState,
 }
 
@@ -185,11 +187,30 @@ impl Server {
     /// As [`Server::bind`], over a store the caller opened.
     pub async fn bind_with_store(args: ServeArgs, store: Store) -> anyhow::Result<Server> {
         let listen = args.listen;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
+            _ => None,
+        };
+        let connections = listen::Connections {
+            tls,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            slots: Arc::new(Semaphore::new(args.max_connections as usize)),
+            max: args.max_connections,
+        };
         let state = AppState::with_store(args, store).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            connections,
+            state,
+        })
+    }
+
+    /// Whether it speaks TLS itself.
+    pub fn tls(&self) -> bool {
+        self.connections.tls.is_some()
     }
 
     /// The address it listens on.
@@ -209,21 +230,23 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            connections,
+            state,
+        } = self;
         let hub = Arc::clone(&state.hub);
         let store = state.store.clone();
         let feed = tokio::spawn({
             let hub = Arc::clone(&hub);
             async move { store.feed(hub).await }
         });
-        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // Streams are not requests in flight: tell them to close (1001).
-                hub.send(hub::Control::Shutdown);
-            })
-            .await;
+        let result = listen::serve(listener, app(state), connections, async move {
+            shutdown.await;
+            // Streams are not requests in flight: tell them to close (1001).
+            hub.send(hub::Control::Shutdown);
+        })
+        .await;
         feed.abort();
         let _ = feed.await;
         result
@@ -300,7 +323,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .try_init();
     let server = Server::bind(args).await?;
     let store = server.state().store.clone();
-    tracing::info!(address = %server.local_addr()?, backend = store.backend().name(), "sealpost is listening");
+    let scheme = if server.tls() { "https" } else { "http" };
+    tracing::info!(address = %server.local_addr()?, scheme, backend = store.backend().name(), "sealpost is listening");
     server.run(shutdown_signal()).await?;
     store.close().await;
     tracing::info!("stopped");

@@ -19,6 +19,7 @@ use axum::extract::ws::{
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -28,6 +29,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::bearer::Auth;
 use crate::error::ApiError;
 use crate::hub::{Control, Subscription};
+use crate::listen::ConnectionSlot;
 use crate::state::AppState;
 use crate::store::Cursor;
 use crate::wire;
@@ -67,15 +69,21 @@ enum ServerFrame {
     responses((status = 101, description = "switching to the WebSocket protocol"), (status = 400)))]
 async fn stream(
     State(state): State<AppState>,
+    slot: Option<Extension<ConnectionSlot>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
         Ok(ws) => ws
             .max_message_size(16 * 1024)
+            .max_frame_size(16 * 1024)
             // Clients send one auth frame and pongs: tungstenite's default 128 KiB read buffer,
             // allocated up front, was nearly all of an idle stream's memory.
             .read_buffer_size(4 * 1024)
-            .on_upgrade(move |socket| async move { serve_stream(state, socket).await })
+            .on_upgrade(move |socket| async move {
+                // The connection's place under --max-connections is kept while the stream lives.
+                let _slot = slot;
+                serve_stream(state, socket).await
+            })
             .into_response(),
         Err(e) => {
             ApiError::invalid_body(format!("this endpoint is a WebSocket: {e}")).into_response()

@@ -9,6 +9,8 @@
     reason = "test code: a failed step is a failed test"
 )]
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +21,6 @@ use sealpost_proto::{Secret, SecretBytes};
 use sealpost_server::store::testing::Value;
 use sealpost_server::{AppState, RunningServer, ServeArgs, Server, Store};
 use uuid::Uuid;
-
-pub mod tls;
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,7 +418,10 @@ impl TestApp {
 }
 
 /// The next frame of a stream (pings are skipped), within 10 s.
-pub async fn hear(ws: &mut Ws) -> Heard {
+pub async fn hear<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Heard
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
     loop {

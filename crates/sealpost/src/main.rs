@@ -58,7 +58,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (SQLite at ./sealpost.db unless told otherwise).
-    Serve(sealpost_server::ServeArgs),
+    Serve(Box<sealpost_server::ServeArgs>),
     /// The client commands, each a subcommand of `sealpost` itself.
     #[command(flatten)]
     Client(ClientCommand),
@@ -154,7 +154,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => sealpost_server::serve(args).await,
+            Command::Serve(args) => sealpost_server::serve(*args).await,
             Command::Demo => demo::run().await,
             Command::Client(command) => {
                 let transport = commands::transport(cli.ca_cert.as_deref(), cli.insecure_http)?;

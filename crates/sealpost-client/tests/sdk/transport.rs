@@ -1,5 +1,5 @@
-//! The transport (PROTOCOL §7) through the SDK: the real server behind a TLS front whose
-//! certificate a CA made in the test signed; https:// and wss:// with that CA trusted; a
+//! The transport (PROTOCOL §7) through the SDK: the real server terminating TLS with a
+//! certificate that a CA made in the test signed; https:// and wss:// with that CA trusted; a
 //! certificate from a CA the client was not told to trust refused; plain HTTP refused before
 //! anything is sent unless the host is loopback; the request timeout bounding a request and
 //! never an open stream.
@@ -11,7 +11,7 @@ use sealpost_client::api::ApiError;
 use sealpost_client::{
     Api, Client, Error, MemoryKeystore, RegisterOptions, StreamEvent, Transport, TransportError,
 };
-use sealpost_testkit::tls::{TestCa, TlsFront};
+use sealpost_testkit::tls::TestCa;
 use uuid::Uuid;
 
 use crate::both;
@@ -36,24 +36,43 @@ async fn register(
     (client, keystore, email)
 }
 
-both!(https_and_wss_with_a_trusted_ca, |app: TestApp| async move {
-    let ca = TestCa::new("Sealpost test CA");
-    let front = TlsFront::start(&ca.server_cert(), app.addr).await;
-    let transport = Transport::new()
-        .trust_ca_pem(ca.cert_pem().as_bytes())
-        .unwrap();
+/// A server that terminates TLS itself (`--tls-cert`, `--tls-key`) with a certificate for
+/// `localhost` and 127.0.0.1 signed by a CA made here (TLS has nothing to do with the store:
+/// SQLite only); the CA, and a transport that trusts it.
+async fn tls_app() -> (TestApp, TestCa, Transport) {
+    let ca = TestCa::new();
+    let mut args = test_args();
+    args.tls_cert = Some(ca.server_cert.clone());
+    args.tls_key = Some(ca.server_key.clone());
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    let transport = trusting(&ca);
+    (app, ca, transport)
+}
+
+/// A transport that trusts `ca` only.
+fn trusting(ca: &TestCa) -> Transport {
+    Transport::new()
+        .trust_ca_pem(&std::fs::read(&ca.ca_cert).unwrap())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_wss_with_a_trusted_ca() {
+    let (app, _ca, transport) = tls_app().await;
+    let by_address = format!("https://{}", app.addr);
+    let by_name = format!("https://localhost:{}", app.addr.port());
 
     // The certificate names both: an IP address and a DNS name each check out.
-    for url in [front.url(), front.localhost_url()] {
-        Api::with_transport(&url, &transport)
+    for url in [&by_address, &by_name] {
+        Api::with_transport(url, &transport)
             .unwrap()
             .healthz()
             .await
             .unwrap();
     }
 
-    let (alice, _, _) = register(&front.url(), &transport, "alice").await;
-    let (bob, _, bob_email) = register(&front.localhost_url(), &transport, "bob").await;
+    let (alice, _, _) = register(&by_address, &transport, "alice").await;
+    let (bob, _, bob_email) = register(&by_name, &transport, "bob").await;
     let mut live = bob.stream(0);
     assert!(matches!(
         next(&mut live).await.unwrap(),
@@ -67,44 +86,43 @@ both!(https_and_wss_with_a_trusted_ca, |app: TestApp| async move {
         }
         other => panic!("expected the message over wss, got {other:?}"),
     }
-});
+    drop(live);
+    app.stop().await;
+}
 
-both!(
-    a_certificate_from_an_untrusted_ca_is_refused,
-    |app: TestApp| async move {
-        let ours = TestCa::new("the CA the client trusts");
-        let theirs = TestCa::new("another CA");
-        let front = TlsFront::start(&theirs.server_cert(), app.addr).await;
-        let trusting_ours = Transport::new()
-            .trust_ca_pem(ours.cert_pem().as_bytes())
-            .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_from_an_untrusted_ca_is_refused() {
+    let (app, _ca, transport) = tls_app().await;
+    let url = format!("https://localhost:{}", app.addr.port());
+    let trusting_another = trusting(&TestCa::new());
 
-        // Neither the CA given nor the web's roots vouch for it.
-        for transport in [&trusting_ours, &Transport::new()] {
-            let api = Api::with_transport(&front.url(), transport).unwrap();
-            let error = api.healthz().await.unwrap_err();
-            assert!(matches!(error, ApiError::Transport(_)), "{error:?}");
-            assert!(
-                format!("{error:?}").contains("UnknownIssuer"),
-                "not refused for its issuer: {error:?}"
-            );
-        }
-
-        // The stream too: a client signed in through a trusted front cannot open wss:// to the
-        // untrusted one with the same keystore.
-        let good_front = TlsFront::start(&ours.server_cert(), app.addr).await;
-        let (_, keystore, _) = register(&good_front.url(), &trusting_ours, "carol").await;
-        let elsewhere = Client::with_transport(&front.url(), keystore, &trusting_ours).unwrap();
-        elsewhere.unlock(PASSWORD).await.unwrap();
-        let mut live = elsewhere.stream(0);
-        match next(&mut live).await.unwrap() {
-            StreamEvent::Disconnected { code: None, reason } => {
-                assert!(reason.contains("UnknownIssuer"), "{reason}");
-            }
-            other => panic!("expected a refused connection, got {other:?}"),
-        }
+    // Neither another CA given nor the web's roots vouch for it.
+    for refusing in [&trusting_another, &Transport::new()] {
+        let api = Api::with_transport(&url, refusing).unwrap();
+        let error = api.healthz().await.unwrap_err();
+        assert!(matches!(error, ApiError::Transport(_)), "{error:?}");
+        // UnknownIssuer, or BadSignature from another CA of the same name.
+        assert!(
+            format!("{error:?}").contains("InvalidCertificate("),
+            "not refused for its certificate: {error:?}"
+        );
     }
-);
+
+    // The stream too: a client signed in with the right CA, whose keystore a client trusting
+    // another CA shares, cannot open wss:// to the server.
+    let (_, keystore, _) = register(&url, &transport, "carol").await;
+    let refusing = Client::with_transport(&url, keystore, &trusting_another).unwrap();
+    refusing.unlock(PASSWORD).await.unwrap();
+    let mut live = refusing.stream(0);
+    match next(&mut live).await.unwrap() {
+        StreamEvent::Disconnected { code: None, reason } => {
+            assert!(reason.contains("invalid peer certificate"), "{reason}");
+        }
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+    drop(live);
+    app.stop().await;
+}
 
 both!(plain_http_only_to_loopback, |app: TestApp| async move {
     // 192.0.2.1 (TEST-NET-1) is never reached: a refusal is `Refused`/`Transport`, which

@@ -11,6 +11,7 @@ pub(crate) use sealpost_testkit::both;
 mod accounts;
 mod auth;
 mod concurrency;
+mod connections;
 mod lifecycle;
 mod messages;
 mod migrations;

@@ -1,6 +1,11 @@
-//! People running the CLI binary, each with a home directory of their own.
+//! People running the CLI binary, each with a home directory of their own, and `sealpost serve`
+//! over TLS as a child process.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sealpost_client::{Api, Transport};
+use sealpost_testkit::tls::TestCa;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -64,4 +69,82 @@ impl Person {
             .await;
         assert!(out.contains("Registered"), "{out}");
     }
+}
+
+/// `sealpost serve --tls-cert … --tls-key …` as a child process on a free loopback port, over a
+/// temporary SQLite file; killed when dropped.
+pub struct TlsServer {
+    child: Child,
+    /// `https://localhost:PORT`.
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsServer {
+    /// Starts the server with `ca`'s server certificate and waits until `/healthz` answers over
+    /// https (checked against `ca`).
+    pub async fn start(ca: &TestCa) -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--database",
+                &format!("sqlite://{}", dir.path().join("tls.db").display()),
+            ])
+            .arg("--tls-cert")
+            .arg(&ca.server_cert)
+            .arg("--tls-key")
+            .arg(&ca.server_key)
+            .args(["--kdf-opslimit", "2", "--kdf-memlimit", "67108864"])
+            .env("SEALPOST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start sealpost serve");
+        let mut server = TlsServer {
+            child,
+            url: format!("https://localhost:{port}"),
+            dir,
+        };
+        let api = Api::with_transport(&server.url, &trusting(ca)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while api.healthz().await.is_err() {
+            let exited = server.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                panic!(
+                    "sealpost serve over TLS did not come up ({exited:?}):\n{}",
+                    server.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// The SDK's transport trusting `ca` only.
+pub fn trusting(ca: &TestCa) -> Transport {
+    Transport::new()
+        .trust_ca_pem(&std::fs::read(&ca.ca_cert).unwrap())
+        .unwrap()
 }
