@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::api::{Api, ApiError};
 use crate::keystore::{AccountRecord, Keystore, Stored};
-use crate::Error;
+use crate::{Error, Transport};
 
 /// What the password's key derivation is doing, for a progress indicator: Argon2id is slow on
 /// purpose (PROTOCOL §2.1), long enough for a person to notice.
@@ -106,10 +106,22 @@ pub struct Identity {
 }
 
 impl Client {
-    /// A client for the server at `server` (e.g. `http://127.0.0.1:8080`) keeping its state in
-    /// `keystore`. Nothing is read or sent yet.
+    /// A client for the server at `server` (e.g. `https://sealpost.example.com`) keeping its
+    /// state in `keystore`, with the default [`Transport`]. Nothing is read or sent yet.
     pub fn new(server: &str, keystore: impl Keystore + 'static) -> Client {
         Client::with_api(Api::new(server), Box::new(keystore))
+    }
+
+    /// Like [`Client::new`], reaching the server as `transport` says (trusted CAs, plain HTTP,
+    /// timeouts), for the API and the stream alike; refuses at once a URL that breaks the
+    /// transport rule (PROTOCOL §7).
+    pub fn with_transport(
+        server: &str,
+        keystore: impl Keystore + 'static,
+        transport: &Transport,
+    ) -> Result<Client, Error> {
+        let api = Api::with_transport(server, transport)?;
+        Ok(Client::with_api(api, Box::new(keystore)))
     }
 
     /// A client for the server that `keystore` names (the one it last signed in to), or

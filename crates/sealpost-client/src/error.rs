@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::api::ApiError;
 use crate::keystore::KeystoreError;
+use crate::transport::TransportError;
 
 /// Everything the SDK can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,10 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// Nothing was sent: the server's URL breaks the transport rule (PROTOCOL §7: plain HTTP to
+    /// a host that is not loopback, without the opt-in), or the TLS settings cannot be used.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// The server refused the call with an error this SDK does not turn into one of its own
     /// variants (or answered something that is not the protocol).
     #[error(transparent)]
@@ -142,6 +147,7 @@ impl Error {
                 url: url.to_owned(),
                 source,
             },
+            ApiError::Refused(refused) => Error::Transport(refused),
             ApiError::Server {
                 status: 429,
                 retry_after,

@@ -62,6 +62,9 @@
 //!   (send, fetch, open with every check of §3.3, delete), `stream` (the live WebSocket),
 //!   `lifecycle` (§5: [`Client::change_password`], [`Client::new_recovery_key`],
 //!   [`Client::recover`], [`Client::rotate_keys`], [`Client::delete_account`]).
+//! - [`Transport`] (`transport`): how a server is reached (PROTOCOL §7): `https://` and `wss://`
+//!   with the web's roots or the CAs given, plain HTTP only to loopback unless the user opts
+//!   in, connect and request timeouts. [`Client::with_transport`] takes one.
 //! - [`Error`] (`error`): one error type; each check of §3.3 and the key change of §6 has its
 //!   own variant.
 
@@ -75,6 +78,7 @@ mod error;
 mod lifecycle;
 mod messages;
 mod stream;
+mod transport;
 
 pub use account::{normalize_email, RegisterOptions, Registration};
 pub use api::{Api, ApiError, Secret, SecretBytes, Session};
@@ -84,3 +88,4 @@ pub use error::{Error, KeyChange};
 pub use keystore::{FileKeystore, Keystore, KeystoreError, MemoryKeystore, Stored};
 pub use messages::{Entry, Message, Page, Received, SendOptions, Sent, MAX_PAYLOAD_BYTES};
 pub use stream::StreamEvent;
+pub use transport::{Transport, TransportError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};

@@ -12,13 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::api;
 use crate::{Client, Error, Received};
 
-/// How long connecting, and then waiting for `ready`, may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -240,13 +238,28 @@ impl Run {
     async fn connect(&mut self) -> Result<Ws, Refused> {
         self.client.unlocked(|_| ()).map_err(Refused::Fatal)?;
         let token = self.client.access_token().map_err(Refused::Fatal)?;
-        let url = ws_url(self.client.server()).map_err(Refused::Fatal)?;
+        let transport = self.client.api().transport();
+        transport
+            .check(self.client.server())
+            .map_err(|e| Refused::Fatal(e.into()))?;
+        let (url, connector) = match ws_url(self.client.server()) {
+            Some(Secure::Tls(url)) => (url, Connector::Rustls(transport.tls())),
+            Some(Secure::Plain(url)) => (url, Connector::Plain),
+            None => {
+                return Err(Refused::Fatal(Error::Stream(format!(
+                    "cannot stream from {}: not an https:// or http:// URL",
+                    self.client.server()
+                ))))
+            }
+        };
         let retry = |reason: String| Refused::Retry { code: None, reason };
-        let (mut ws, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url))
-                .await
-                .map_err(|_| retry("connecting timed out".to_owned()))?
-                .map_err(|e| retry(format!("cannot connect: {e}")))?;
+        // Only the opening is bounded: an open stream lives as long as it is read.
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector));
+        let (mut ws, _) = tokio::time::timeout(transport.connect_timeout_value(), connecting)
+            .await
+            .map_err(|_| retry("connecting timed out".to_owned()))?
+            .map_err(|e| retry(format!("cannot connect: {e}")))?;
         let auth = AuthFrame {
             access_token: &token,
             after: self.after,
@@ -256,7 +269,7 @@ impl Run {
             .await
             .map_err(|e| retry(e.to_string()))?;
         loop {
-            let frame = tokio::time::timeout(CONNECT_TIMEOUT, ws.next())
+            let frame = tokio::time::timeout(transport.request_timeout_value(), ws.next())
                 .await
                 .map_err(|_| retry("no ready frame in time".to_owned()))?;
             match frame {
@@ -302,14 +315,22 @@ fn backoff(failures: u32) -> Duration {
     (Duration::from_millis(100) * 2u32.pow(exponent)).min(MAX_BACKOFF)
 }
 
-/// `http://host:port` → `ws://host:port/v1/stream`.
-fn ws_url(server: &str) -> Result<String, Error> {
-    if let Some(rest) = server.strip_prefix("http://") {
-        return Ok(format!("ws://{rest}/v1/stream"));
+/// A stream URL, and whether it is over TLS.
+#[derive(Debug, PartialEq, Eq)]
+enum Secure {
+    Tls(String),
+    Plain(String),
+}
+
+/// `https://host:port` → `wss://host:port/v1/stream`, `http://…` → `ws://…`; `None` for
+/// anything else. Whether plain HTTP is allowed is the transport's to say.
+fn ws_url(server: &str) -> Option<Secure> {
+    if let Some(rest) = server.strip_prefix("https://") {
+        return Some(Secure::Tls(format!("wss://{rest}/v1/stream")));
     }
-    Err(Error::Stream(format!(
-        "cannot stream from {server}: only http:// servers are supported by this build (no TLS)"
-    )))
+    server
+        .strip_prefix("http://")
+        .map(|rest| Secure::Plain(format!("ws://{rest}/v1/stream")))
 }
 
 #[cfg(test)]
@@ -328,9 +349,15 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(
-            ws_url("http://127.0.0.1:8080").unwrap(),
-            "ws://127.0.0.1:8080/v1/stream"
+            ws_url("http://127.0.0.1:8080"),
+            Some(Secure::Plain("ws://127.0.0.1:8080/v1/stream".to_owned()))
         );
-        assert!(ws_url("https://example.com").is_err());
+        assert_eq!(
+            ws_url("https://sealpost.example.com"),
+            Some(Secure::Tls(
+                "wss://sealpost.example.com/v1/stream".to_owned()
+            ))
+        );
+        assert_eq!(ws_url("ftp://sealpost.example.com"), None);
     }
 }

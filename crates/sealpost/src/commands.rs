@@ -5,30 +5,48 @@
 
 use std::collections::HashSet;
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use futures_util::StreamExt as _;
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{
     format_safety_number, normalize_email, Client, Error, FileKeystore, Identity, Received,
-    RegisterOptions, StreamEvent,
+    RegisterOptions, StreamEvent, Transport,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::ui;
+use crate::ui::{self, safe};
 use crate::{ClientCommand as Command, DEFAULT_SERVER};
 
-/// Where the state is, and which server was asked for.
+/// Where the state is, which server was asked for, and how to reach it.
 #[derive(Debug)]
 pub struct Context {
     server: Option<String>,
     home: PathBuf,
+    transport: Transport,
+}
+
+/// How the client reaches servers: `--ca-cert` and `--insecure-http` (PROTOCOL §7).
+pub fn transport(ca_cert: Option<&Path>, insecure_http: bool) -> anyhow::Result<Transport> {
+    let mut transport = Transport::new().allow_insecure_http(insecure_http);
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        transport = transport
+            .trust_ca_pem(&pem)
+            .with_context(|| format!("the CA certificate {}", path.display()))?;
+    }
+    Ok(transport)
 }
 
 impl Context {
-    pub fn new(server: Option<String>, home: Option<PathBuf>) -> anyhow::Result<Context> {
+    pub fn new(
+        server: Option<String>,
+        home: Option<PathBuf>,
+        transport: Transport,
+    ) -> anyhow::Result<Context> {
         let home = match home {
             Some(home) => home,
             None => dirs::config_dir()
@@ -36,7 +54,11 @@ impl Context {
                 .context("no config directory on this platform: set SEALPOST_HOME")?,
         };
         let server = server.map(|s| s.trim().trim_end_matches('/').to_owned());
-        Ok(Context { server, home })
+        Ok(Context {
+            server,
+            home,
+            transport,
+        })
     }
 
     fn keystore(&self) -> anyhow::Result<FileKeystore> {
@@ -46,7 +68,7 @@ impl Context {
     /// A client for registering or logging in: the server asked for, or the default.
     fn fresh_client(&self) -> anyhow::Result<Client> {
         let server = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
-        let client = Client::new(server, self.keystore()?);
+        let client = Client::with_transport(server, self.keystore()?, &self.transport)?;
         ui::show_kdf_progress(&client);
         Ok(client)
     }
@@ -70,7 +92,7 @@ impl Context {
                 );
             }
         }
-        let client = Client::new(&account.server, keystore);
+        let client = Client::with_transport(&account.server, keystore, &self.transport)?;
         ui::show_kdf_progress(&client);
         Ok(client)
     }
@@ -114,7 +136,11 @@ pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
             client
                 .login(&email, &password, Some(device_name(device)))
                 .await?;
-            println!("Signed in as {email} on {}.", client.server());
+            println!(
+                "Signed in as {} on {}.",
+                safe(&email),
+                safe(client.server())
+            );
             Ok(())
         }
         Command::Logout => {
@@ -131,7 +157,7 @@ pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
         Command::Trust { email } => {
             let client = context.client()?;
             let contact = client.trust(email.as_str()).await?;
-            let who = contact.email.as_deref().unwrap_or(email.as_str());
+            let who = safe(contact.email.as_deref().unwrap_or(email.as_str()));
             println!(
                 "Now trusting the key of {who} (version {}). Safety number:\n\n    {}",
                 contact.key_version,
@@ -271,9 +297,9 @@ async fn delete_account(context: &Context, yes: bool) -> anyhow::Result<()> {
 fn whoami(context: &Context) -> anyhow::Result<()> {
     let client = context.client()?;
     let me = client.whoami()?.context("no account here")?;
-    println!("{}", me.email);
+    println!("{}", safe(&me.email));
     println!("  user id:     {}", me.user_id);
-    println!("  server:      {}", me.server);
+    println!("  server:      {}", safe(&me.server));
     println!(
         "  session:     {}",
         if me.signed_in {
@@ -315,7 +341,7 @@ async fn send(context: &Context, email: &str, text: &str) -> anyhow::Result<()> 
     }
     let client = context.unlocked_client().await?;
     let sent = client.send(email, &text).await?;
-    let who = sent.to.email.as_deref().unwrap_or(email);
+    let who = safe(sent.to.email.as_deref().unwrap_or(email));
     println!("Sent to {who} (#{} in their mailbox).", sent.seq);
     Ok(())
 }
@@ -345,7 +371,7 @@ async fn inbox(context: &Context, json: bool, follow: bool) -> anyhow::Result<()
             StreamEvent::Connected { .. } => eprintln!("(following; Ctrl-C to stop)"),
             StreamEvent::Message(received) => printer.print(&received),
             StreamEvent::Disconnected { reason, .. } => {
-                eprintln!("(disconnected: {reason}; reconnecting…)")
+                eprintln!("(disconnected: {}; reconnecting…)", safe(&reason))
             }
         }
     }
@@ -368,7 +394,7 @@ impl Printer {
             }
         }
         if self.json {
-            println!("{}", json_line(received));
+            println!("{}", ui::safe_json(&json_line(received)));
             return;
         }
         let entry = &received.entry;
@@ -384,18 +410,26 @@ impl Printer {
                 } else {
                     "you".to_owned()
                 };
-                println!("#{}  {}  {from} → {to}", m.seq, human_time(m.sent_at));
+                println!(
+                    "#{}  {}  {} → {}",
+                    m.seq,
+                    human_time(m.sent_at),
+                    safe(&from),
+                    safe(&to)
+                );
+                // Each line of the text indented, so that none can pass for a header.
                 for line in m.text.lines() {
-                    println!("    {line}");
+                    println!("    {}", safe(line));
                 }
                 println!();
             }
             Err(e) => {
                 println!(
-                    "#{}  {}  from {}: cannot be shown: {e}\n",
+                    "#{}  {}  from {}: cannot be shown: {}\n",
                     entry.seq,
                     human_time(entry.created_at),
-                    name(entry.from_email.as_deref(), entry.from)
+                    safe(&name(entry.from_email.as_deref(), entry.from)),
+                    safe(&e.to_string())
                 );
             }
         }
@@ -471,7 +505,7 @@ async fn sessions(context: &Context) -> anyhow::Result<()> {
             "{} {:<36}  {:<20}  {:<23}  {}",
             if s.current { "*" } else { " " },
             s.id,
-            s.device_name.as_deref().unwrap_or("-"),
+            safe(s.device_name.as_deref().unwrap_or("-")),
             human_time(s.created_at),
             human_time(s.last_used_at)
         );
@@ -483,7 +517,7 @@ async fn sessions(context: &Context) -> anyhow::Result<()> {
 async fn safety_number(context: &Context, email: &str) -> anyhow::Result<()> {
     let client = context.client()?;
     let numbers = client.safety_numbers(email).await?;
-    let who = numbers.email.as_deref().unwrap_or(email);
+    let who = safe(numbers.email.as_deref().unwrap_or(email));
     if let Some((version, number)) = &numbers.pinned {
         println!(
             "Safety number of you and {who} (their key version {version}, the one you trust):\n\n    {}\n",

@@ -39,6 +39,17 @@ struct Cli {
     #[arg(long, env = "SEALPOST_HOME", global = true)]
     home: Option<PathBuf>,
 
+    /// Trust this CA certificate (PEM) for https:// and wss://, and only it (not the web's
+    /// roots): for a server whose certificate a private CA signed.
+    #[arg(long, env = "SEALPOST_CA_CERT", global = true, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+
+    /// Allow plain http:// to a server that is not on this machine (loopback always is). The
+    /// password's auth key and the session tokens then cross the network readable by anyone on
+    /// the way: only for a network you trust.
+    #[arg(long, global = true)]
+    insecure_http: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -146,7 +157,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => sealpost_server::serve(*args).await,
             Command::Demo => demo::run().await,
             Command::Client(command) => {
-                let context = commands::Context::new(cli.server, cli.home)?;
+                let transport = commands::transport(cli.ca_cert.as_deref(), cli.insecure_http)?;
+                let context = commands::Context::new(cli.server, cli.home, transport)?;
                 commands::run(context, command).await
             }
         }

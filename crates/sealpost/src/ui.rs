@@ -1,8 +1,11 @@
 //! The terminal side of the client: passwords and the recovery key (a prompt that does not echo,
 //! or `SEALPOST_PASSWORD`, `SEALPOST_NEW_PASSWORD`, `SEALPOST_RECOVERY_KEY`), confirmations, a
-//! progress indicator while the password's keys are derived, the loud key-change warning, and
-//! error reports.
+//! progress indicator while the password's keys are derived, the loud key-change warning, error
+//! reports, and [`safe`], which every string from a server or a sender goes through before it is
+//! printed.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -171,11 +174,77 @@ impl Spinner {
     }
 }
 
+/// `text` as it may reach a terminal: every control character (escape sequences, carriage
+/// returns, newlines, tabs, C1 codes) and every character that reorders or hides text (bidi
+/// overrides, zero-width joiners' kin) shown as an escape (`\x1b`, `\r`, `\n`, `\u{202e}`),
+/// never interpreted. Whatever a server or a sender supplied (message text, emails, device names,
+/// error messages) is printed through this, so it cannot move the cursor, clear the screen or
+/// start a line of its own.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if unsafe_char(c) && u32::from(c) < 0x80 => {
+                let _ = write!(shown, "\\x{:02x}", u32::from(c));
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// A JSON value as one line that a terminal shows as it is: serde_json escapes C0 controls
+/// itself; the other characters [`safe`] escapes become `\uXXXX` too (valid JSON, the same
+/// string once parsed).
+pub fn safe_json(value: &serde_json::Value) -> String {
+    let line = value.to_string();
+    if !line.chars().any(unsafe_char) {
+        return line;
+    }
+    let mut shown = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if unsafe_char(c) {
+            // Outside a string JSON is ASCII without controls, so `c` is inside one.
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(shown, "\\u{unit:04x}");
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// What [`safe`] escapes: controls (C0, DEL, C1), the bidi controls that reorder a line, line
+/// and paragraph separators, and invisible characters that can hide or fake text.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
 /// The loud warning of a key change (PROTOCOL §6).
 pub fn key_change_warning(change: &KeyChange) -> String {
     let who = change
         .email
-        .clone()
+        .as_deref()
+        .map(|email| safe(email).into_owned())
         .unwrap_or_else(|| change.user_id.to_string());
     let line = "!".repeat(72);
     format!(
@@ -193,14 +262,43 @@ pub fn key_change_warning(change: &KeyChange) -> String {
     )
 }
 
-/// Prints an error for a person: a key change loudly, anything else on one line.
+/// Prints an error for a person: a key change loudly, anything else on one line (through
+/// [`safe`]: a server's error message is the server's text).
 pub fn report(error: &anyhow::Error) {
     match error.downcast_ref::<sealpost_client::Error>() {
         Some(sealpost_client::Error::KeyChanged(change)) => {
             eprintln!("{}", key_change_warning(change))
         }
         // The SDK's messages already name their cause in a sentence.
-        Some(sdk) => eprintln!("error: {sdk}"),
-        None => eprintln!("error: {error:#}"),
+        Some(sdk) => eprintln!("error: {}", safe(&sdk.to_string())),
+        None => eprintln!("error: {}", safe(&format!("{error:#}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn controls_are_shown_not_sent() {
+        assert_eq!(safe("plain text, ünïcode ✓"), "plain text, ünïcode ✓");
+        assert!(matches!(safe("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            safe("a\x1b[2Jb\rc\nd\te\x7f\u{9b}f"),
+            "a\\x1b[2Jb\\rc\\nd\\te\\x7f\\u{9b}f"
+        );
+        assert_eq!(safe("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(safe("zero\u{200b}width"), "zero\\u{200b}width");
+    }
+
+    #[test]
+    fn json_stays_json_and_shows_no_control() {
+        let text = "a\x1b[2J\r\n\u{9b}\u{202e}z";
+        let line = safe_json(&serde_json::json!({ "text": text }));
+        assert!(!line.chars().any(unsafe_char), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["text"], text);
     }
 }

@@ -5,6 +5,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::transport::TransportError;
+
 /// How much of an unexpected body an error message quotes.
 pub(super) const EXCERPT_CHARS: usize = 300;
 
@@ -24,6 +26,10 @@ pub enum ApiError {
         /// `Retry-After` in seconds, when the server sent one (429, 503).
         retry_after: Option<u64>,
     },
+    /// Nothing was sent: the server's URL breaks the transport rule (PROTOCOL §7), or is not
+    /// one.
+    #[error(transparent)]
+    Refused(#[from] TransportError),
     /// The request did not get an answer (connection refused, timeout, …).
     #[error("no answer from the server: {0}")]
     Transport(#[from] reqwest::Error),

@@ -25,16 +25,22 @@ pub use types::*;
 
 use answer::Answer;
 
+use crate::transport::{Transport, TransportError};
+
 /// A thin client for the Sealpost HTTP API.
 ///
 /// Cheap to clone (the connection pool is shared). It holds at most one access token, sent as
 /// `Authorization: Bearer` on the calls that accept one; nothing here refreshes it by itself.
+/// Every call first checks the URL against the [`Transport`]'s rule (PROTOCOL §7), so nothing
+/// is sent over plain HTTP to a host that is not loopback unless the user opted in.
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     /// Without a trailing slash, so that `base_url + "/v1/…"` is the endpoint.
     base_url: String,
     access_token: Option<Secret>,
+    /// What `http` was made from; the stream connects with it too.
+    transport: Transport,
 }
 
 /// Not derived: reqwest's own `Debug` of its client is long, and shows proxy settings.
@@ -43,6 +49,7 @@ impl fmt::Debug for Api {
         f.debug_struct("Api")
             .field("base_url", &self.base_url)
             .field("access_token", &self.access_token)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -55,18 +62,37 @@ enum Auth {
 }
 
 impl Api {
-    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`), with a default
-    /// `reqwest::Client`.
+    /// A client for the server at `base_url` (e.g. `https://sealpost.example.com`) with the
+    /// default [`Transport`]. A URL the transport rule refuses is refused by each call, before
+    /// anything is sent; [`Api::with_transport`] refuses it at once.
+    #[expect(
+        clippy::expect_used,
+        reason = "fails only where reqwest::Client::new panics too: TLS settings that this crate \
+                  made for reqwest's own rustls, and a resolver that cannot start"
+    )]
     pub fn new(base_url: &str) -> Api {
-        Api::with_http(base_url, reqwest::Client::new())
+        let transport = Transport::new();
+        let http = transport
+            .http_client()
+            .expect("the default HTTP client can be made");
+        Api::assemble(base_url, http, transport)
     }
 
-    /// A client for the server at `base_url` that sends through `http` (for timeouts, proxies…).
-    pub fn with_http(base_url: &str, http: reqwest::Client) -> Api {
+    /// A client for the server at `base_url` reached as `transport` says (trusted CAs, plain
+    /// HTTP, timeouts); refuses a URL that breaks the transport rule (PROTOCOL §7) before
+    /// anything is sent.
+    pub fn with_transport(base_url: &str, transport: &Transport) -> Result<Api, TransportError> {
+        transport.check(base_url)?;
+        let http = transport.http_client()?;
+        Ok(Api::assemble(base_url, http, transport.clone()))
+    }
+
+    fn assemble(base_url: &str, http: reqwest::Client, transport: Transport) -> Api {
         Api {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             access_token: None,
+            transport,
         }
     }
 
@@ -83,6 +109,11 @@ impl Api {
     /// The server's base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// How this client reaches the server.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     // --- §4 --------------------------------------------------------------------------------
@@ -360,6 +391,7 @@ impl Api {
 
     /// Sends the request and reads the whole answer, without judging it yet.
     async fn exchange(&self, builder: RequestBuilder) -> Result<Answer, ApiError> {
+        self.transport.check(&self.base_url)?;
         let (client, request) = builder.build_split();
         let request = request?;
         // The path only: a query string may hold an email address.

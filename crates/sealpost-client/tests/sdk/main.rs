@@ -18,5 +18,6 @@ mod redaction;
 mod replay;
 mod session;
 mod stream;
+mod transport;
 mod trust;
 mod tutorial;

@@ -13,10 +13,10 @@ use crate::both;
 use crate::helpers::*;
 use crate::support::*;
 
-type Live = BoxStream<'static, Result<StreamEvent, Error>>;
+pub(crate) type Live = BoxStream<'static, Result<StreamEvent, Error>>;
 
 /// The next event, within 30 s.
-async fn next(live: &mut Live) -> Result<StreamEvent, Error> {
+pub(crate) async fn next(live: &mut Live) -> Result<StreamEvent, Error> {
     tokio::time::timeout(Duration::from_secs(30), live.next())
         .await
         .expect("the stream said nothing within 30 s")
