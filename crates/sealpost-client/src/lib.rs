@@ -81,6 +81,6 @@ pub use api::{Api, ApiError, Secret, SecretBytes, Session};
 pub use client::{Client, Identity, KdfObserver, KdfProgress};
 pub use contacts::{format_safety_number, Contact, ContactRef, SafetyNumbers};
 pub use error::{Error, KeyChange};
-pub use keystore::{FileKeystore, Keystore, KeystoreError, MemoryKeystore, Stored};
+pub use keystore::{FileKeystore, Keystore, KeystoreError, KeystoreLock, MemoryKeystore, Stored};
 pub use messages::{Entry, Message, Page, Received, SendOptions, Sent, MAX_PAYLOAD_BYTES};
 pub use stream::StreamEvent;
