@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(by_email))
         .routes(routes!(by_id))
         .routes(routes!(key_version))
+        .routes(routes!(key_list))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,4 +113,46 @@ async fn key_version(
         .await?
         .ok_or_else(|| ApiError::not_found("no such user or key version"))?;
     Ok(Json(user.into()))
+}
+
+/// One key version in a user's key list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionWire {
+    key_version: i64,
+    public_key: String,
+}
+
+/// Every key version of a user, ascending (PROTOCOL §4, §6).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyListWire {
+    user_id: Uuid,
+    keys: Vec<KeyVersionWire>,
+    /// Whether the account was deleted (its keys are still served, so that what it sent verifies).
+    deleted: bool,
+}
+
+/// Every key version of a user, oldest first, so that a client pins the whole history at first
+/// contact (PROTOCOL §6). A deleted account's keys too, with `deleted: true`.
+#[utoipa::path(get, path = "/v1/users/{user_id}/keys", tag = "users", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path)),
+    responses((status = 200, body = KeyListWire), (status = 401), (status = 404)))]
+async fn key_list(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<KeyListWire>> {
+    let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
+    let list = state.store.key_list(id).await?.ok_or_else(no_such_user)?;
+    Ok(Json(KeyListWire {
+        user_id: id,
+        keys: list
+            .keys
+            .into_iter()
+            .map(|(key_version, public_key)| KeyVersionWire {
+                key_version,
+                public_key: b64::encode(&public_key),
+            })
+            .collect(),
+        deleted: list.deleted,
+    }))
 }

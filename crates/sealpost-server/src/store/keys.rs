@@ -77,6 +77,25 @@ const NEWEST_BY_EMAIL: &str = public_user!(
 const VERSION_BY_ID: &str = public_user!("u.id = $1", "k.key_version = $2");
 const VERSION_BY_EMAIL: &str = public_user!("u.email = $1", "k.key_version = $2");
 
+/// Every key version of a user, ascending; a deleted account's too (it keeps its public keys).
+const SELECT_KEY_LIST: &str = "SELECT k.key_version, k.public_key, u.deleted_at FROM users u \
+     JOIN user_keys k ON k.user_id = u.id WHERE u.id = $1 ORDER BY k.key_version";
+
+/// A user's public keys, every version.
+#[derive(Debug)]
+pub struct KeyList {
+    /// (key version, public key), oldest first.
+    pub keys: Vec<(i64, Vec<u8>)>,
+    pub deleted: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyListRow {
+    key_version: i64,
+    public_key: Vec<u8>,
+    deleted_at: Option<i64>,
+}
+
 pub(super) const INSERT_KEY: &str = "INSERT INTO user_keys (user_id, key_version, public_key, \
      wrapped_secret_key, created_at) VALUES ($1, $2, $3, $4, $5)";
 const ADVANCE_KEY_VERSION: &str = "UPDATE users SET key_version = $1 \
@@ -109,6 +128,24 @@ impl Store {
             q.fetch_optional(pool).await?
         });
         Ok(row.map(PublicUser::from))
+    }
+
+    /// Every key version of a user, oldest first; `None` if there is no such user.
+    pub async fn key_list(&self, user_id: Uuid) -> Result<Option<KeyList>, sqlx::Error> {
+        let rows: Vec<KeyListRow> = on!(self, pool => {
+            sqlx::query_as(SELECT_KEY_LIST).bind(user_id).fetch_all(pool).await?
+        });
+        let deleted = rows.first().is_some_and(|r| r.deleted_at.is_some());
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(KeyList {
+            keys: rows
+                .into_iter()
+                .map(|r| (r.key_version, r.public_key))
+                .collect(),
+            deleted,
+        }))
     }
 
     /// Adds key version `version` (= newest + 1); `false` if `version` is not that.

@@ -72,7 +72,7 @@ pub mod sessions;
 pub mod testing;
 
 pub use accounts::{Credentials, Kdf, Keyring, NewAccount, PasswordProof};
-pub use keys::{KeyRecord, PublicUser, UserRef};
+pub use keys::{KeyList, KeyRecord, PublicUser, UserRef};
 pub use mailbox::{Cursor, Entry, NewMessage, SendRefused};
 pub use sessions::{Refreshed, SessionRow};
 

@@ -53,6 +53,7 @@ both!(health_metrics_and_openapi, |app: TestApp| async move {
         "/v1/users",
         "/v1/users/{user_id}",
         "/v1/users/{user_id}/keys/{key_version}",
+        "/v1/users/{user_id}/keys",
         "/v1/messages",
         "/v1/messages/{id}",
         "/healthz",

@@ -58,3 +58,69 @@ both!(lookups_by_id_email_and_version, |app: TestApp| async move {
         (400, Some("email"))
     );
 });
+
+both!(
+    the_key_list_has_every_version_ascending,
+    |app: TestApp| async move {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let list = |id: uuid::Uuid| {
+            let api = alice.api.clone();
+            async move {
+                api.raw(Method::GET, &format!("/v1/users/{id}/keys"), RawBody::None)
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = list(bob.id).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert_eq!(first.json["user_id"], bob.id.to_string());
+        assert_eq!(first.json["deleted"], false);
+        let v1 = alice.api.user(bob.id).await.unwrap().public_key;
+        assert_eq!(
+            first.json["keys"],
+            serde_json::json!([{"key_version": 1, "public_key": sealpost_crypto::b64::encode(&v1)}])
+        );
+        // Two rotations: three versions, oldest first, each with its own key.
+        let mut keys = vec![v1];
+        for version in [2, 3] {
+            let key = public_key();
+            bob.api
+                .rotate_keys(&sealpost_client::api::RotateRequest {
+                    current_auth_key: bob.auth_key.clone(),
+                    public_key: key.clone(),
+                    key_version: version,
+                    wrapped_secret_key: random(72),
+                })
+                .await
+                .unwrap();
+            keys.push(key);
+        }
+        let listed = list(bob.id).await.json;
+        let expected: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| serde_json::json!({"key_version": i + 1, "public_key": sealpost_crypto::b64::encode(k)}))
+        .collect();
+        assert_eq!(listed["keys"], serde_json::Value::Array(expected.clone()));
+        // A deleted account's keys are still listed, marked deleted.
+        bob.api.delete_account(&bob.auth_key).await.unwrap();
+        let after = list(bob.id).await;
+        assert_eq!(after.status, 200);
+        assert_eq!(after.json["deleted"], true);
+        assert_eq!(after.json["keys"], serde_json::Value::Array(expected));
+        // Nobody, and no caller: 404 and 401.
+        assert_eq!(list(uuid::Uuid::new_v4()).await.status, 404);
+        assert_eq!(list(uuid::Uuid::nil()).await.status, 404);
+        let anonymous = app
+            .api()
+            .raw(
+                Method::GET,
+                &format!("/v1/users/{}/keys", alice.id),
+                RawBody::None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status, 401);
+    }
+);
