@@ -99,6 +99,14 @@ pub struct Stored {
     /// The replay cache (§3.3 step 5): payload id → the mailbox entry it first arrived in.
     #[serde(default)]
     pub seen: BTreeMap<Uuid, Uuid>,
+    /// The `seq` each entry of the replay cache arrived at: an opened entry served again under
+    /// another `seq` is a replay too.
+    #[serde(default)]
+    pub seen_seq: BTreeMap<Uuid, i64>,
+    /// Emails whose lookup answered another account than the one pinned for them (§6): email →
+    /// the user id offered, held until the user trusts it.
+    #[serde(default)]
+    pub pending_emails: BTreeMap<String, Uuid>,
 }
 
 fn format_version() -> u32 {
@@ -122,6 +130,10 @@ pub struct AccountRecord {
     /// `None` when signed out.
     #[serde(default)]
     pub session: Option<SessionRecord>,
+    /// Signed out by the user ([`crate::Client::logout`]), rather than by an expired session: only
+    /// then may a login here be another account's (which starts the keystore afresh).
+    #[serde(default)]
+    pub logged_out: bool,
 }
 
 /// One key version of the account: its public key and its secret key wrapped under the account
@@ -142,16 +154,26 @@ pub struct SessionRecord {
     pub refresh_token: Secret,
 }
 
-/// A contact's pinned keys (§6).
+/// A contact's pins (§6): the email bound to the account, and every key version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRecord {
-    /// `None` once the account is deleted.
+    /// The email pinned to this account (at most one contact holds a given email); `None` when
+    /// none is, e.g. because the email is pinned to another account.
     pub email: Option<String>,
-    /// The pinned public key of each version seen, by version.
+    /// The pinned public key of each version, by version.
     pub keys: BTreeMap<i64, PublicKey>,
-    /// A key the server handed out that differs from the pin, waiting for the user's trust.
+    /// A newer key the server handed out, waiting for the user's trust.
     #[serde(default)]
     pub pending: Option<PendingKey>,
+    /// An email the server claims for this account while this keystore pins it to another one:
+    /// what it sends shows as from an unverified sender.
+    #[serde(default)]
+    pub claimed_email: Option<String>,
+    /// `keys` holds the whole key list as first fetched (§6 of 1.1). `false` for a contact an
+    /// older SDK pinned one version at a time: its list is fetched once, every pinned version
+    /// having to come back unchanged.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// A key waiting for the user's trust.
@@ -175,6 +197,8 @@ impl ContactRecord {
             email,
             keys: BTreeMap::new(),
             pending: None,
+            claimed_email: None,
+            complete: false,
         }
     }
 
@@ -199,6 +223,7 @@ impl fmt::Debug for AccountRecord {
             )
             .field("keys", &self.keys)
             .field("session", &self.session)
+            .field("logged_out", &self.logged_out)
             .finish()
     }
 }
@@ -420,6 +445,7 @@ mod tests {
                 access_token: "access-secret".into(),
                 refresh_token: "refresh-secret".into(),
             }),
+            logged_out: false,
         });
         stored.contacts.insert(
             Uuid::from_u128(3),
@@ -430,9 +456,15 @@ mod tests {
                     key_version: 3,
                     public_key: key,
                 }),
+                claimed_email: None,
+                complete: true,
             },
         );
         stored.seen.insert(Uuid::from_u128(4), Uuid::from_u128(5));
+        stored.seen_seq.insert(Uuid::from_u128(5), 7);
+        stored
+            .pending_emails
+            .insert("carol@example.com".into(), Uuid::from_u128(6));
         stored
     }
 

@@ -74,13 +74,14 @@ mod contacts;
 mod error;
 mod lifecycle;
 mod messages;
+mod pins;
 mod stream;
 
 pub use account::{normalize_email, RegisterOptions, Registration};
 pub use api::{Api, ApiError, Secret, SecretBytes, Session};
 pub use client::{Client, Identity, KdfObserver, KdfProgress};
 pub use contacts::{format_safety_number, Contact, ContactRef, SafetyNumbers};
-pub use error::{Error, KeyChange};
+pub use error::{ContactChange, Error, ForgeryReason, KeyChange, KeyForgery};
 pub use keystore::{FileKeystore, Keystore, KeystoreError, KeystoreLock, MemoryKeystore, Stored};
 pub use messages::{Entry, Message, Page, Received, SendOptions, Sent, MAX_PAYLOAD_BYTES};
 pub use stream::StreamEvent;
