@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     /// Only one refresh at a time: a refresh token is single-use, and presenting a used one
     /// revokes the whole session.
     pub(crate) refreshing: tokio::sync::Mutex<()>,
+    /// Each new access token this client's refreshes got, for its open streams to
+    /// re-authenticate with (PROTOCOL §4.2).
+    pub(crate) tokens: tokio::sync::watch::Sender<Option<Secret>>,
     pub(crate) kdf_observer: Mutex<Option<KdfObserver>>,
 }
 
@@ -137,6 +140,7 @@ impl Client {
                 keystore_writes: Mutex::new(()),
                 keys: Mutex::new(None),
                 refreshing: tokio::sync::Mutex::new(()),
+                tokens: tokio::sync::watch::Sender::new(None),
                 kdf_observer: Mutex::new(None),
             }),
         }
@@ -271,6 +275,7 @@ impl Client {
                         s.refresh_token = pair.refresh_token.clone();
                     }
                 })?;
+                self.inner.tokens.send_replace(Some(pair.access_token));
                 Ok(())
             }
             Err(ApiError::Transport(source)) => Err(Error::Unreachable {
