@@ -9,6 +9,8 @@
     reason = "test code: a failed step is a failed test"
 )]
 
+pub mod evil;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -41,9 +41,15 @@ impl Person {
 
 /// Registers `name` (a unique email) through the SDK, with a recovery key.
 pub async fn person(app: &TestApp, name: &str) -> Person {
+    person_at(&app.base, name).await
+}
+
+/// Registers `name` through the SDK with the server at `base` (a server, or a proxy in front of
+/// one).
+pub async fn person_at(base: &str, name: &str) -> Person {
     let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
     let keystore = Arc::new(MemoryKeystore::new());
-    let client = Client::new(&app.base, Arc::clone(&keystore));
+    let client = Client::new(base, Arc::clone(&keystore));
     let options = RegisterOptions {
         recovery_key: true,
         device_name: Some("sdk test".into()),
