@@ -147,22 +147,23 @@ impl Run {
                 }
             };
             let frame = tokio::select! {
-                frame = ws.next() => frame,
+                // A new token goes out before anything else is read.
+                biased;
                 Ok(()) = self.tokens.changed() => {
+                    // After every refresh, even one that minted the same bytes (a JWT issued
+                    // within the same second as the last one).
                     let token = self.tokens.borrow_and_update().clone();
-                    match token {
-                        Some(token) if token != self.token => match reauth(ws, &token).await {
-                            Ok(()) => self.token = token,
-                            Err(reason) => {
-                                self.ws = None;
-                                self.failures = 1;
-                                return Some(Ok(StreamEvent::Disconnected { code: None, reason }));
-                            }
-                        },
-                        _ => {}
+                    if let Some(token) = token {
+                        if let Err(reason) = reauth(ws, &token).await {
+                            self.ws = None;
+                            self.failures = 1;
+                            return Some(Ok(StreamEvent::Disconnected { code: None, reason }));
+                        }
+                        self.token = token;
                     }
                     continue;
                 }
+                frame = ws.next() => frame,
             };
             match frame {
                 Some(Ok(WsMessage::Text(text))) => match serde_json::from_str::<Frame>(&text) {
@@ -263,6 +264,8 @@ impl Run {
     /// Connects, authenticates with `after`, and waits for `ready`.
     async fn connect(&mut self) -> Result<Ws, Refused> {
         self.client.unlocked(|_| ()).map_err(Refused::Fatal)?;
+        // Refreshes up to here are in the token read next; any later one is sent on the stream.
+        self.tokens.borrow_and_update();
         let token = self.client.access_token().map_err(Refused::Fatal)?;
         let url = ws_url(self.client.server()).map_err(Refused::Fatal)?;
         let retry = |reason: String| Refused::Retry { code: None, reason };
