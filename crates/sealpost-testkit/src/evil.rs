@@ -3,7 +3,7 @@
 //! any answer, as a server under an attacker's control would. It records every request it gets
 //! (forwarded or not) and every frame a client sends on a stream, so that a test can tell what a
 //! client sent, and what it did not (no login after a refused kdf, no message sealed to a key
-//! the user did not accept).
+//! the user did not accept). [`Accomplice`] is an account the attacker holds the key pair of.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,8 +16,73 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::Value;
+use sealpost_client::api::{Api, LoginRequest, SendRequest};
+use sealpost_crypto::KeyPair;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{self as tung, protocol::CloseFrame};
+use uuid::Uuid;
+
+use crate::{random, register_request, TestApp};
+
+/// An account whose key pair the attacker holds (anyone can register one; a server's operator
+/// can make any number), signed in on the raw API.
+#[allow(missing_debug_implementations, reason = "a test handle")]
+pub struct Accomplice {
+    pub id: Uuid,
+    pub email: String,
+    pub pair: KeyPair,
+    pub api: Api,
+}
+
+impl Accomplice {
+    /// Registers `name` (a unique email) with a real key pair, and signs in.
+    pub async fn register(app: &TestApp, name: &str) -> Accomplice {
+        let pair = KeyPair::generate();
+        let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
+        let auth_key = random(32);
+        let mut request = register_request(&email, &auth_key);
+        request.public_key = pair.public().as_bytes().to_vec();
+        let mut api = app.api();
+        let registered = api.register(&request).await.expect("register");
+        let login = api
+            .login(&LoginRequest {
+                email: email.clone(),
+                auth_key: auth_key.into(),
+                device_name: None,
+            })
+            .await
+            .expect("login");
+        api.set_token(Some(login.access_token));
+        Accomplice {
+            id: registered.user_id,
+            email,
+            pair,
+            api,
+        }
+    }
+
+    /// Posts a ciphertext to `to`'s version-1 key, as sent with this account's version 1.
+    pub async fn post(&self, to: Uuid, ciphertext: Vec<u8>) -> sealpost_client::api::SendResponse {
+        let request = SendRequest {
+            to,
+            ciphertext,
+            key_version: 1,
+            sender_key_version: 1,
+            sender_copy: None,
+        };
+        self.api.send(&request).await.expect("send")
+    }
+}
+
+/// A lookup answer (`GET /v1/users…`) for `user_id`, claiming `email`, with `key` at `version`.
+pub fn user_answer(user_id: Uuid, email: &str, version: i64, key: &KeyPair) -> Value {
+    json!({
+        "user_id": user_id,
+        "email": email,
+        "public_key": key.public().to_base64(),
+        "key_version": version,
+    })
+}
 
 /// A request the proxy got.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sealpost_client::api::{self, Page};
 use sealpost_client::{Client, Error, FileKeystore, ForgeryReason, MemoryKeystore, Received};
 use sealpost_crypto::{KeyPair, Payload};
-use sealpost_testkit::evil::{Answer, EvilProxy};
+use sealpost_testkit::evil::{user_answer, Answer, EvilProxy};
 
 use crate::both;
 use crate::helpers::*;
@@ -55,11 +55,6 @@ fn refused<'a>(received: &'a Received, secret: &str) -> &'a Error {
         Ok(m) => panic!("entry #{} opened: {m:?}", received.entry.seq),
         Err(e) => e,
     }
-}
-
-/// A lookup answer for `user_id` with `key` at `version`, claiming `email`.
-fn user_answer(user_id: uuid::Uuid, email: &str, version: i64, key: &KeyPair) -> Value {
-    json!({"user_id": user_id, "email": email, "public_key": key.public().to_base64(), "key_version": version})
 }
 
 both!(
@@ -109,7 +104,10 @@ both!(
         // A message from that account shows as from an unverified sender, never as Bob.
         let alice_key = alice.client.lookup(&alice.email).await.unwrap().public_key;
         mallory
-            .post(&alice, mallory.seal(&alice, &alice_key, "it is me, bob"))
+            .post(
+                alice.id,
+                seal_from(&mallory, &alice, &alice_key, "it is me, bob"),
+            )
             .await;
         let page = alice.client.fetch(1, None).await.unwrap();
         let message = page.messages[0].message.as_ref().unwrap();
@@ -170,7 +168,7 @@ both!(
                 .public_key;
             let payload = Payload::text(bob.id, victim.id, now_ms(), "forged as bob");
             let ciphertext = sealpost_crypto::seal(&payload, &key, &mallory.pair);
-            mallory.post(victim, ciphertext).await;
+            mallory.post(victim.id, ciphertext).await;
             let mut entry = wire_entries(victim).await.pop().unwrap();
             entry["from"] = json!(bob.id);
             entry["sender_key_version"] = json!(1);
@@ -271,7 +269,7 @@ both!(
         let payload = Payload::text(alice.id, bob.id, now_ms(), "not my copy");
         mallory
             .post(
-                &alice,
+                alice.id,
                 sealpost_crypto::seal(&payload, &alice_key, &mallory.pair),
             )
             .await;
@@ -378,7 +376,7 @@ both!(
         let payload = Payload::text(mallory.id, alice.id, tomorrow, "from the future");
         mallory
             .post(
-                &alice,
+                alice.id,
                 sealpost_crypto::seal(&payload, &alice_key, &mallory.pair),
             )
             .await;

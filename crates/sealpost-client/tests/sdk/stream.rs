@@ -71,10 +71,10 @@ both!(
         let total = 400;
         let filler = "x".repeat(60_000);
         let sealed: Vec<_> = (0..total)
-            .map(|i| carol.seal(&bob, &bob_key, &format!("{i} {filler}")))
+            .map(|i| seal_from(&carol, &bob, &bob_key, &format!("{i} {filler}")))
             .collect();
         for ciphertext in sealed {
-            carol.post(&bob, ciphertext).await;
+            carol.post(bob.id, ciphertext).await;
         }
         let mut expected = 4;
         let mut cut_off = false;
