@@ -55,15 +55,17 @@
 //!   the server's error shape as [`ApiError`]. It does no cryptography.
 //! - [`keystore`]: what a client keeps between runs ([`Stored`]): server, account, tokens, the
 //!   *wrapped* keys and kdf, pinned contacts, the replay cache; never the password or an
-//!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600) and [`MemoryKeystore`].
+//!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600, one writer at a time across
+//!   processes through [`Keystore::lock`]) and [`MemoryKeystore`].
 //! - [`Client`] (`client`): the session, refreshed once on a 401; the unlocked keys in memory.
 //!   Its operations live beside it by domain: `account` (register, login, unlock, logout,
-//!   sessions), `contacts` (lookup, pinning, [`Client::trust`], safety numbers), `messages`
+//!   sessions), `contacts` (lookup, pinning, [`Client::trust`], safety numbers; the pinning rules
+//!   of §6 themselves are pure functions in `pins`), `messages`
 //!   (send, fetch, open with every check of §3.3, delete), `stream` (the live WebSocket),
 //!   `lifecycle` (§5: [`Client::change_password`], [`Client::new_recovery_key`],
 //!   [`Client::recover`], [`Client::rotate_keys`], [`Client::delete_account`]).
-//! - [`Error`] (`error`): one error type; each check of §3.3 and the key change of §6 has its
-//!   own variant.
+//! - [`Error`] (`error`): one error type; each check of §3.3, and the key change, contact change
+//!   and forged key of §6, has its own variant.
 
 pub mod api;
 pub mod keystore;
