@@ -64,6 +64,7 @@ impl Client {
         options: RegisterOptions,
     ) -> Result<Registration, Error> {
         let email = normalize_email(email);
+        self.keystore_free_for(None)?;
         let offered = self.prelogin(&email).await?;
         let kdf = KdfParams::new(offered.opslimit, offered.memlimit)?;
         let (wrap_key, auth_key) = self.derive(password, kdf).await?;
@@ -130,9 +131,10 @@ impl Client {
         Ok(())
     }
 
-    /// Ends this session on the server and forgets its tokens (the account record and the pinned
-    /// contacts stay, for the next login). The tokens are forgotten even when the server cannot
-    /// be reached, and then that is the error.
+    /// Ends this session on the server and forgets its tokens. The account record, the pinned
+    /// contacts and the replay cache stay for the next login to the same account; a login to
+    /// another account after this one starts the keystore afresh. The tokens are forgotten even
+    /// when the server cannot be reached, and then that is the error.
     pub async fn logout(&self) -> Result<(), Error> {
         let result = match self.access_token() {
             Ok(token) => {
@@ -146,7 +148,12 @@ impl Client {
             }
             Err(_) => Ok(()),
         };
-        self.sign_out_locally()?;
+        self.modify(|stored| {
+            if let Some(account) = stored.account.as_mut() {
+                account.session = None;
+                account.logged_out = true;
+            }
+        })?;
         self.lock();
         result
     }
@@ -163,6 +170,14 @@ impl Client {
     }
 
     // --- steps ----------------------------------------------------------------------------------
+
+    /// Refuses to register on a keystore that holds an account the user has not logged out of.
+    fn keystore_free_for(&self, answered: Option<(Uuid, &str)>) -> Result<(), Error> {
+        match other_account(self.load()?.account.as_ref(), answered) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
 
     /// `prelogin`, with the answer checked against §2.1 before anything is derived from it.
     pub(crate) async fn prelogin(&self, email: &str) -> Result<KdfParams, Error> {
@@ -238,19 +253,27 @@ impl Client {
                 access_token: login.access_token,
                 refresh_token: login.refresh_token,
             }),
+            logged_out: false,
         };
-        self.modify(|stored| {
-            let same_account = stored
+        let replaced = self.modify(|stored| {
+            let answered = Some((record.user_id, record.server.as_str()));
+            if let Some(refused) = other_account(stored.account.as_ref(), answered) {
+                return Err(refused);
+            }
+            let same = stored
                 .account
                 .as_ref()
                 .is_some_and(|a| a.user_id == record.user_id && a.server == record.server);
-            if !same_account {
-                // Another account's pins and replay cache are not this one's.
+            if !same {
+                // Empty, or the user logged out of another account: its pins and replay cache
+                // are not this one's.
                 *stored = Stored::default();
             }
             stored.version = 1;
             stored.account = Some(record);
+            Ok(())
         })?;
+        replaced?;
         *lock(&self.inner.keys) = Some(Unlocked {
             user_id: login.user_id,
             pairs,
@@ -259,6 +282,19 @@ impl Client {
         });
         Ok(())
     }
+}
+
+/// Why the keystore cannot take the account `answered` (its id and server; `None` before a
+/// registration, where any account held is another one): it holds another account that the user
+/// has not logged out of. A server's answer never wipes the pins of an account in use.
+fn other_account(held: Option<&AccountRecord>, answered: Option<(Uuid, &str)>) -> Option<Error> {
+    let held = held?;
+    let same = answered.is_some_and(|(id, server)| held.user_id == id && held.server == server);
+    (!same && !held.logged_out).then(|| Error::OtherAccount {
+        keystore_email: held.email.clone(),
+        keystore: held.user_id,
+        answered: answered.map(|(id, _)| id),
+    })
 }
 
 /// An auth key as the wire types carry it: its bytes, encoded once, at the JSON edge.

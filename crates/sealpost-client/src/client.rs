@@ -47,13 +47,16 @@ pub(crate) struct Inner {
     pub(crate) api: Api,
     pub(crate) keystore: Box<dyn Keystore>,
     /// Serialises this client's read-modify-writes of the keystore (a stream and a send may run
-    /// at once); other processes on the same keystore are only as safe as its `save` is atomic.
+    /// at once); [`Keystore::lock`] holds other processes on the same keystore off.
     pub(crate) keystore_writes: Mutex<()>,
     /// The unlocked key pairs, by version.
     pub(crate) keys: Mutex<Option<Unlocked>>,
     /// Only one refresh at a time: a refresh token is single-use, and presenting a used one
     /// revokes the whole session.
     pub(crate) refreshing: tokio::sync::Mutex<()>,
+    /// Each new access token this client's refreshes got, for its open streams to
+    /// re-authenticate with (PROTOCOL §4.2).
+    pub(crate) tokens: tokio::sync::watch::Sender<Option<Secret>>,
     pub(crate) kdf_observer: Mutex<Option<KdfObserver>>,
 }
 
@@ -149,6 +152,7 @@ impl Client {
                 keystore_writes: Mutex::new(()),
                 keys: Mutex::new(None),
                 refreshing: tokio::sync::Mutex::new(()),
+                tokens: tokio::sync::watch::Sender::new(None),
                 kdf_observer: Mutex::new(None),
             }),
         }
@@ -204,9 +208,11 @@ impl Client {
         Ok(self.inner.keystore.load()?)
     }
 
-    /// Read-modify-write of the keystore.
+    /// Read-modify-write of the keystore, under its lock: no other writer (another task, or
+    /// another process on the same keystore) can slip a save in between and lose it.
     pub(crate) fn modify<T>(&self, change: impl FnOnce(&mut Stored) -> T) -> Result<T, Error> {
         let _one_at_a_time = lock(&self.inner.keystore_writes);
+        let _writers = self.inner.keystore.lock()?;
         let mut stored = self.inner.keystore.load()?;
         let out = change(&mut stored);
         self.inner.keystore.save(&stored)?;
@@ -266,6 +272,9 @@ impl Client {
     /// process on the same keystore) already replaced `failed_token`.
     pub(crate) async fn refresh(&self, failed_token: &Secret) -> Result<(), Error> {
         let _one_at_a_time = self.inner.refreshing.lock().await;
+        // Other processes on this keystore wait until the new pair is saved: presenting the same
+        // refresh token twice would count as reuse and end the session.
+        let _writers = self.inner.keystore.lock()?;
         let session = self.account()?.session.ok_or(Error::SignedOut)?;
         if session.access_token != *failed_token {
             return Ok(());
@@ -278,6 +287,7 @@ impl Client {
                         s.refresh_token = pair.refresh_token.clone();
                     }
                 })?;
+                self.inner.tokens.send_replace(Some(pair.access_token));
                 Ok(())
             }
             Err(ApiError::Transport(source)) => Err(Error::Unreachable {

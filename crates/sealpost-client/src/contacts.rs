@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::account::normalize_email;
 use crate::api::{ApiError, UserInfo};
-use crate::keystore::{AccountRecord, ContactRecord, PendingKey};
-use crate::{Client, Error, KeyChange};
+use crate::keystore::{AccountRecord, ContactRecord};
+use crate::pins::{self, Pin, Refusal};
+use crate::{Client, ContactChange, Error, KeyChange, KeyForgery};
 
 /// A user named by email or by id. `From<&str>` reads a UUID as an id and anything else as an
 /// email.
@@ -68,15 +69,6 @@ pub struct Contact {
     pub safety_number: String,
 }
 
-/// What `Client::pin` may accept besides a first key or the key already pinned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pin {
-    /// Nothing else: any other key becomes the pending one (a key change).
-    Check,
-    /// Also the pending key, which the user has compared the safety number of.
-    Trust,
-}
-
 /// The safety numbers of a contact: with the pinned key, and with a key waiting for trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SafetyNumbers {
@@ -84,8 +76,11 @@ pub struct SafetyNumbers {
     pub email: Option<String>,
     /// (version, safety number) of the newest pinned key.
     pub pinned: Option<(i64, String)>,
-    /// (version, safety number) of a key the server offers that is not trusted yet.
+    /// (version, safety number) of a key the server offers that is not trusted yet: a newer key
+    /// of this contact, or the key of another account now behind the email (`pending_user_id`).
     pub pending: Option<(i64, String)>,
+    /// The account a lookup of the email answers now instead of the pinned one (§6).
+    pub pending_user_id: Option<Uuid>,
 }
 
 /// A 60-digit safety number as 12 groups of 5 digits, for people to read aloud.
@@ -99,43 +94,54 @@ pub fn format_safety_number(number: &str) -> String {
 }
 
 impl Client {
-    /// Looks a user up by email or id and checks the key the server hands out against the pin:
-    /// pinned on first use; the same key as pinned is fine; any other answer is recorded as
-    /// pending and is [`Error::KeyChanged`] until [`Client::trust`]. Looking myself up answers
-    /// my own key from the keystore.
+    /// Looks a user up by email or id and checks the server's answer against the pins (§6): at
+    /// first contact the email is bound to the account and its whole key list is pinned; later,
+    /// a lookup of an email that answers another account is [`Error::ContactChanged`], a newer
+    /// key version [`Error::KeyChanged`] (each held until [`Client::trust`]), and a pinned
+    /// version with another key, or an older version never listed, [`Error::KeyForged`].
+    /// Looking myself up answers my own key from the keystore.
     pub async fn lookup(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
         self.fetch_and_pin(contact.into(), Pin::Check).await
     }
 
-    /// Accepts the key the server now hands out for `contact` as the pinned one. A key waiting
-    /// for trust (the one the key-change warning showed) is accepted only if it is still what
-    /// the server hands out: if the server offers yet another key, that one becomes the pending
-    /// key and this is [`Error::KeyChanged`] again, with its own safety number to compare.
+    /// Accepts what the last warning about `contact` showed: the account now behind an email
+    /// (after [`Error::ContactChanged`]) or a newer key (after [`Error::KeyChanged`]), if it is
+    /// still what the server hands out; otherwise what it hands out now becomes pending and is
+    /// that error again, with its own safety number to compare. Accepting fetches the key list
+    /// again and pins every version in it; a pinned version that comes back different is
+    /// [`Error::KeyForged`], never accepted.
     pub async fn trust(&self, contact: impl Into<ContactRef>) -> Result<Contact, Error> {
         self.fetch_and_pin(contact.into(), Pin::Trust).await
     }
 
-    /// The safety numbers of `contact` (§6), after checking the server's current key against the
-    /// pin (a new key shows up as `pending`).
+    /// The safety numbers of `contact` (§6), after checking the server's current answer against
+    /// the pins (a new key, or a new account behind the email, shows up as `pending`).
     pub async fn safety_numbers(
         &self,
         contact: impl Into<ContactRef>,
     ) -> Result<SafetyNumbers, Error> {
-        let contact = contact.into();
         let account = self.account()?;
-        let user_id = match self.lookup(contact).await {
-            Ok(c) => c.user_id,
-            Err(Error::KeyChanged(change)) => change.user_id,
+        let me = my_newest(&account)?;
+        let number = |id: Uuid, key: &PublicKey| safety_number(account.user_id, &me, id, key);
+        let (user_id, other_account) = match self.lookup(contact).await {
+            Ok(c) => (c.user_id, None),
+            Err(Error::KeyChanged(change)) => (change.user_id, None),
+            Err(Error::ContactChanged(change)) => {
+                let offered = (change.offered_user_id, change.offered);
+                match change.pinned_user_id {
+                    Some(pinned) => (pinned, Some(offered)),
+                    None => (change.offered_user_id, None),
+                }
+            }
             Err(e) => return Err(e),
         };
-        let me = my_newest(&account)?;
-        let number = |key: &PublicKey| safety_number(account.user_id, &me, user_id, key);
         if user_id == account.user_id {
             return Ok(SafetyNumbers {
                 user_id,
                 email: Some(account.email.clone()),
-                pinned: Some((0, number(&me))),
+                pinned: Some((0, number(user_id, &me))),
                 pending: None,
+                pending_user_id: None,
             });
         }
         let record = self
@@ -144,13 +150,18 @@ impl Client {
             .get(&user_id)
             .cloned()
             .ok_or_else(|| Error::UnknownUser(user_id.to_string()))?;
+        let pending = match other_account {
+            Some((id, (version, key))) => Some((version, number(id, &key))),
+            None => record
+                .pending
+                .map(|p| (p.key_version, number(user_id, &p.public_key))),
+        };
         Ok(SafetyNumbers {
             user_id,
             email: record.email.clone(),
-            pinned: record.newest().map(|(v, k)| (v, number(&k))),
-            pending: record
-                .pending
-                .map(|p| (p.key_version, number(&p.public_key))),
+            pinned: record.newest().map(|(v, k)| (v, number(user_id, &k))),
+            pending,
+            pending_user_id: other_account.map(|(id, _)| id),
         })
     }
 
@@ -161,9 +172,10 @@ impl Client {
 
     // --- for opening ----------------------------------------------------------------------------
 
-    /// The trusted public key of `user_id` at `version`, for checking a message it sent: the
-    /// pinned one; an older version not seen before is fetched and pinned; a newer version than
-    /// any pinned is a key change.
+    /// The trusted public key of `user_id` at `version`, for checking a message it sent. At first
+    /// contact the whole key list is pinned (and the email the server claims, unless it is pinned
+    /// to another account: then the sender stays unverified). A version newer than any pinned is
+    /// a key change; an older one that is not pinned is a forgery.
     pub(crate) async fn sender_key(&self, user_id: Uuid, version: i64) -> Result<PublicKey, Error> {
         let account = self.account()?;
         if user_id == account.user_id {
@@ -174,72 +186,33 @@ impl Client {
                 .map(|k| k.public_key)
                 .ok_or(Error::MissingKeyVersion(version));
         }
-        let record = self.load()?.contacts.get(&user_id).cloned();
-        let Some(record) = record else {
-            // First use: pin the newest key (and this version, if it is an older one).
-            let newest = match self.fetch_user(&ContactRef::Id(user_id)).await {
-                Ok(info) => Some(info),
-                Err(Error::UnknownUser(_)) => None,
-                Err(e) => return Err(e),
-            };
-            let info = match newest {
-                Some(info) if info.key_version == version => info,
-                other => {
-                    let old = self.fetch_key(user_id, version).await?;
-                    let old_key = PublicKey::from_bytes(&old.public_key)?;
-                    if let Some(newest) = other {
-                        let newest_key = PublicKey::from_bytes(&newest.public_key)?;
-                        self.pin(&account, &newest, newest_key, Pin::Check)?;
-                    }
-                    self.modify(|stored| {
-                        let record = stored
-                            .contacts
-                            .entry(user_id)
-                            .or_insert_with(|| ContactRecord::new(old.email.clone()));
-                        record.keys.entry(version).or_insert(old_key);
-                    })?;
-                    return Ok(old_key);
-                }
-            };
-            let key = PublicKey::from_bytes(&info.public_key)?;
-            return self
-                .pin(&account, &info, key, Pin::Check)
-                .map(|c| c.public_key);
-        };
-        if let Some(key) = record.keys.get(&version) {
-            return Ok(*key);
+        let record = self.complete_record(&account, user_id).await?;
+        let email = record.email.clone();
+        if let Some(key) = pins::key_at(&record, version)
+            .map_err(|refusal| refused(&account, user_id, email.clone(), None, refusal))?
+        {
+            return Ok(key);
         }
+        // Newer than every pinned version: ask, and show it as a key change.
         let info = self.fetch_key(user_id, version).await?;
-        let key = PublicKey::from_bytes(&info.public_key)?;
-        let newest = record.newest().map_or(0, |(v, _)| v);
-        if version > newest {
-            // A version newer than any pinned: a key change until the user trusts it.
-            let pinned = self.modify(|stored| {
-                let record = stored.contacts.get_mut(&user_id)?;
-                record.pending = Some(PendingKey {
-                    key_version: version,
-                    public_key: key,
-                });
-                record.newest()
-            })?;
-            return Err(key_change(&account, &info, pinned, key));
-        }
-        // An older version never seen before: pinned as it first comes.
-        let key = self.modify(|stored| {
-            stored
+        let offered = (version, PublicKey::from_bytes(&info.public_key)?);
+        let checked = self.modify(|stored| {
+            let record = stored
                 .contacts
-                .get_mut(&user_id)
-                .map(|r| *r.keys.entry(version).or_insert(key))
-                .unwrap_or(key)
+                .entry(user_id)
+                .or_insert_with(|| record.clone());
+            pins::check_key(record, offered)
         })?;
-        Ok(key)
+        checked
+            .map(|(_, key)| key)
+            .map_err(|refusal| refused(&account, user_id, email, Some(offered), refusal))
     }
 
     // --- for sending -----------------------------------------------------------------------------
 
     /// The key to seal to for `contact`, without asking the server: my own, or the newest pinned
-    /// key of a contact with no key change waiting for trust. `None` when the server must be
-    /// asked (never seen, named by an email two pins share, or a key change pending).
+    /// key of a contact with nothing waiting for trust. `None` when the server must be asked
+    /// (never seen, or a change pending).
     pub(crate) fn pinned_contact(&self, contact: &ContactRef) -> Result<Option<Contact>, Error> {
         let stored = self.load()?;
         let Some(account) = &stored.account else {
@@ -248,39 +221,31 @@ impl Client {
         if let Some(me) = own_contact(account, contact) {
             return Ok(Some(me));
         }
-        let found: Vec<_> = match contact {
-            ContactRef::Id(id) => stored.contacts.get_key_value(id).into_iter().collect(),
-            ContactRef::Email(email) => stored
-                .contacts
-                .iter()
-                .filter(|(_, r)| r.email.as_deref() == Some(email.as_str()))
-                .collect(),
+        let user_id = match contact {
+            ContactRef::Id(id) => *id,
+            ContactRef::Email(email) if stored.pending_emails.contains_key(email) => {
+                return Ok(None)
+            }
+            ContactRef::Email(email) => match pins::bound_to(&stored, email) {
+                Some(id) => id,
+                None => return Ok(None),
+            },
         };
-        let [(user_id, record)] = found[..] else {
+        let Some(record) = stored.contacts.get(&user_id) else {
             return Ok(None);
         };
-        if record.pending.is_some() {
+        if record.pending.is_some() || !record.complete {
             return Ok(None);
         }
         record
             .newest()
             .map(|(version, key)| {
-                contact_from(account, *user_id, record.email.clone(), version, key)
+                contact_from(account, user_id, record.email.clone(), version, key)
             })
             .transpose()
     }
 
-    /// Forgets the email of a pinned contact whose account is gone (the address may belong to a
-    /// new account now, which is another contact).
-    pub(crate) fn forget_email(&self, user_id: Uuid) -> Result<(), Error> {
-        self.modify(|stored| {
-            if let Some(record) = stored.contacts.get_mut(&user_id) {
-                record.email = None;
-            }
-        })
-    }
-
-    /// Looks up the email of a pinned contact (no network).
+    /// The email pinned to a contact (no network).
     pub(crate) fn known_email(&self, user_id: Uuid) -> Option<String> {
         let stored = self.load().ok()?;
         if let Some(account) = &stored.account {
@@ -291,61 +256,129 @@ impl Client {
         stored.contacts.get(&user_id)?.email.clone()
     }
 
+    /// An email the server claims for a contact while it is pinned to another one (no network).
+    pub(crate) fn claimed_email(&self, user_id: Uuid) -> Option<String> {
+        self.load()
+            .ok()?
+            .contacts
+            .get(&user_id)?
+            .claimed_email
+            .clone()
+    }
+
     // --- steps ----------------------------------------------------------------------------------
 
-    /// Looks `contact` up (myself: from the keystore) and pins (`Client::pin`) the key the server
-    /// hands out.
+    /// Looks `contact` up (myself: from the keystore) and checks the answer against the pins:
+    /// the email's account first (nothing of a new account is pinned before the user accepts
+    /// it), then the key list (fetched at first contact, and again to trust), then the key the
+    /// server offers as the newest.
     async fn fetch_and_pin(&self, contact: ContactRef, mode: Pin) -> Result<Contact, Error> {
         let account = self.account()?;
         if let Some(me) = own_contact(&account, &contact) {
             return Ok(me);
         }
         let info = self.fetch_user(&contact).await?;
-        let key = PublicKey::from_bytes(&info.public_key)?;
-        self.pin(&account, &info, key, mode)
-    }
-
-    /// Compares the server's newest key for a user with the pin: a first key is pinned, the
-    /// pinned key is fine (a pending one is dropped), and with [`Pin::Trust`] so is the pending
-    /// key, which replaces the pin from its version on. Anything else becomes the pending key
-    /// and is [`Error::KeyChanged`].
-    fn pin(
-        &self,
-        account: &AccountRecord,
-        info: &UserInfo,
-        key: PublicKey,
-        mode: Pin,
-    ) -> Result<Contact, Error> {
-        let offered = (info.key_version, key);
-        let verdict = self.modify(|stored| {
+        let id = info.user_id;
+        let offered = (info.key_version, PublicKey::from_bytes(&info.public_key)?);
+        let asked_email = match &contact {
+            ContactRef::Email(email) => Some(email.clone()),
+            ContactRef::Id(_) => None,
+        };
+        if let Some(email) = &asked_email {
+            let checked = self.modify(|stored| pins::check_binding(stored, email, id, mode))?;
+            checked.map_err(|refusal| refused_binding(&account, email, id, offered, refusal))?;
+        }
+        let record = self.load()?.contacts.get(&id).cloned();
+        let email = record
+            .as_ref()
+            .and_then(|r| r.email.clone())
+            .or_else(|| asked_email.clone());
+        let refused = |refusal| refused(&account, id, email.clone(), Some(offered), refusal);
+        let list = match &record {
+            Some(r) if r.complete && mode == Pin::Check => None,
+            Some(r) if r.complete && !pins::may_trust(r, offered) => {
+                // Trust without having been shown this key: show it first.
+                let checked = self.modify(|stored| {
+                    let record = stored.contacts.entry(id).or_insert_with(|| r.clone());
+                    pins::check_key(record, offered)
+                })?;
+                let refusal = match checked {
+                    Err(refusal) => refusal,
+                    Ok(_) => Refusal::KeyChanged { pinned: r.newest() },
+                };
+                return Err(refused(refusal));
+            }
+            _ => Some(self.key_list(id).await?),
+        };
+        let checked = self.modify(|stored| {
             let record = stored
                 .contacts
-                .entry(info.user_id)
-                .or_insert_with(|| ContactRecord::new(info.email.clone()));
-            if info.email.is_some() {
-                record.email = info.email.clone();
+                .entry(id)
+                .or_insert_with(|| ContactRecord::new(None));
+            if let Some(list) = &list {
+                let newest = record.newest().map_or(0, |(v, _)| v);
+                let accept_up_to = match mode {
+                    _ if record.keys.is_empty() => i64::MAX,
+                    Pin::Trust => offered.0.max(newest),
+                    Pin::Check => newest,
+                };
+                pins::pin_list(record, list, accept_up_to)?;
             }
-            let pinned = record.newest();
-            let pending = record.pending.map(|p| (p.key_version, p.public_key));
-            let accepted = pinned.is_none_or(|pinned| pinned == offered)
-                || (mode == Pin::Trust && pending == Some(offered));
-            if accepted {
-                // A no-op unless the pending key replaces a pin at its version or later.
-                record.keys.retain(|v, _| *v < offered.0);
-                record.keys.insert(offered.0, key);
-                record.pending = None;
-                Ok(())
-            } else {
-                record.pending = Some(PendingKey {
-                    key_version: offered.0,
-                    public_key: key,
-                });
-                Err(pinned)
+            let newest = pins::check_key(record, offered)?;
+            match (&asked_email, &info.email) {
+                (Some(email), _) => pins::bind(stored, email, id),
+                (None, Some(claimed)) => pins::claim(stored, id, claimed),
+                (None, None) => {}
             }
+            let email = stored.contacts.get(&id).and_then(|r| r.email.clone());
+            Ok((newest, email))
         })?;
-        match verdict {
-            Ok(()) => contact_from(account, info.user_id, info.email.clone(), offered.0, key),
-            Err(pinned) => Err(key_change(account, info, pinned, key)),
+        match checked {
+            Ok(((version, key), email)) => contact_from(&account, id, email, version, key),
+            Err(refusal) => Err(refused(refusal)),
+        }
+    }
+
+    /// The record of `user_id` with its whole key list pinned: fetched (with the email the
+    /// server claims) at first contact, or once for a record an older SDK made.
+    async fn complete_record(
+        &self,
+        account: &AccountRecord,
+        user_id: Uuid,
+    ) -> Result<ContactRecord, Error> {
+        let record = self.load()?.contacts.get(&user_id).cloned();
+        if let Some(record) = record.as_ref().filter(|r| r.complete) {
+            return Ok(record.clone());
+        }
+        let list = self.key_list(user_id).await?;
+        let claimed = match record {
+            Some(_) => None,
+            None => match self.fetch_user(&ContactRef::Id(user_id)).await {
+                Ok(info) => info.email,
+                // Deleted: its keys are still listed, its email is gone.
+                Err(Error::UnknownUser(_)) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let pinned = self.modify(|stored| {
+            let record = stored
+                .contacts
+                .entry(user_id)
+                .or_insert_with(|| ContactRecord::new(None));
+            let accept_up_to = match record.newest() {
+                None => i64::MAX,
+                Some((newest, _)) => newest,
+            };
+            pins::pin_list(record, &list, accept_up_to)?;
+            if let Some(email) = &claimed {
+                pins::claim(stored, user_id, email);
+            }
+            Ok(stored.contacts.get(&user_id).cloned())
+        })?;
+        match pinned {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(Error::UnknownUser(user_id.to_string())),
+            Err(refusal) => Err(refused(account, user_id, claimed, None, refusal)),
         }
     }
 
@@ -378,6 +411,33 @@ impl Client {
             )),
             other => other,
         }
+    }
+
+    /// Every key version of `user_id`, checked for shape: its own list, ascending, each version
+    /// once, every key a valid one.
+    async fn key_list(&self, user_id: Uuid) -> Result<Vec<(i64, PublicKey)>, Error> {
+        let answer = self
+            .authed(|api| async move { api.user_keys(user_id).await })
+            .await;
+        let list = match answer {
+            Err(Error::Api(e)) if e.status() == Some(404) => {
+                return Err(Error::UnknownUser(user_id.to_string()))
+            }
+            other => other?,
+        };
+        let ascending = list
+            .keys
+            .windows(2)
+            .all(|w| w[0].key_version < w[1].key_version);
+        if list.user_id != user_id || !ascending || list.keys.is_empty() {
+            return Err(Error::Api(ApiError::Protocol(format!(
+                "the key list of {user_id} is not one user's versions in ascending order"
+            ))));
+        }
+        list.keys
+            .iter()
+            .map(|k| Ok((k.key_version, PublicKey::from_bytes(&k.public_key)?)))
+            .collect()
     }
 }
 
@@ -431,23 +491,87 @@ fn contact_from(
     })
 }
 
-/// The key change of `info`'s user to `key` (or, without a key of my own to compute the safety
+/// A key change of `user_id` to `offered` (or, without a key of my own to compute the safety
 /// number with, that error: never a key change without its safety number).
 fn key_change(
     account: &AccountRecord,
-    info: &UserInfo,
+    user_id: Uuid,
+    email: Option<String>,
     pinned: Option<(i64, PublicKey)>,
-    key: PublicKey,
+    offered: (i64, PublicKey),
 ) -> Error {
     let me = match my_newest(account) {
         Ok(me) => me,
         Err(e) => return e,
     };
     Error::KeyChanged(Box::new(KeyChange {
-        user_id: info.user_id,
-        email: info.email.clone(),
+        user_id,
+        email,
         pinned,
-        offered: (info.key_version, key),
-        safety_number: safety_number(account.user_id, &me, info.user_id, &key),
+        offered,
+        safety_number: safety_number(account.user_id, &me, user_id, &offered.1),
+    }))
+}
+
+/// A refusal of the keys of `user_id` as the SDK's error; `offered` is the key a key change
+/// shows (only [`pins::check_key`] answers one, where the offered key is known).
+fn refused(
+    account: &AccountRecord,
+    user_id: Uuid,
+    email: Option<String>,
+    offered: Option<(i64, PublicKey)>,
+    refusal: Refusal,
+) -> Error {
+    match (refusal, offered) {
+        (Refusal::KeyChanged { pinned }, Some(offered)) => {
+            key_change(account, user_id, email, pinned, offered)
+        }
+        (
+            Refusal::Forged {
+                key_version,
+                reason,
+            },
+            _,
+        ) => Error::KeyForged(Box::new(KeyForgery {
+            user_id,
+            email,
+            key_version,
+            reason,
+        })),
+        // Neither is answered where these are called; refuse all the same.
+        (Refusal::KeyChanged { .. } | Refusal::ContactChanged { .. }, _) => {
+            Error::UnknownUser(user_id.to_string())
+        }
+    }
+}
+
+/// A refused binding of `email` to `offered_user_id` as the SDK's error, with the safety number
+/// of the offered account's key.
+fn refused_binding(
+    account: &AccountRecord,
+    email: &str,
+    offered_user_id: Uuid,
+    offered: (i64, PublicKey),
+    refusal: Refusal,
+) -> Error {
+    let Refusal::ContactChanged { pinned } = refusal else {
+        return refused(
+            account,
+            offered_user_id,
+            Some(email.to_owned()),
+            Some(offered),
+            refusal,
+        );
+    };
+    let me = match my_newest(account) {
+        Ok(me) => me,
+        Err(e) => return e,
+    };
+    Error::ContactChanged(Box::new(ContactChange {
+        email: email.to_owned(),
+        pinned_user_id: pinned,
+        offered_user_id,
+        offered,
+        safety_number: safety_number(account.user_id, &me, offered_user_id, &offered.1),
     }))
 }

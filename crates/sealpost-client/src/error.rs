@@ -55,6 +55,28 @@ pub enum Error {
     /// to it and nothing signed by it is shown.
     #[error("{0}")]
     KeyChanged(Box<KeyChange>),
+    /// A lookup of an email answered another account than the one pinned for it (PROTOCOL §6):
+    /// the address was registered again after a deletion, or the server lies. Until the user
+    /// compares the safety number and calls [`crate::Client::trust`] with the email, nothing is
+    /// sealed to the new account and nothing from it is shown under the email.
+    #[error("{0}")]
+    ContactChanged(Box<ContactChange>),
+    /// The server handed out a key that no honest server hands out (PROTOCOL §6): a pinned key
+    /// version with another key, or an older version its key list did not name. Not a key change
+    /// to accept: nothing is sealed to it and nothing signed by it is shown.
+    #[error("{0}")]
+    KeyForged(Box<KeyForgery>),
+    /// This keystore holds another account than the one signing in (`answered`: the account the
+    /// server's login answered; `None` for a registration, refused before anything is sent). The
+    /// keystore, its pins and replay cache, is left as it is: never wiped because a server said
+    /// so. To use another account here, log out first ([`crate::Client::logout`]), which is
+    /// explicit.
+    #[error("this keystore holds the account of {keystore_email} ({keystore}){}: log out first to use another account here", .answered.map(|id| format!(", but the server signed you in as account {id}")).unwrap_or_default())]
+    OtherAccount {
+        keystore_email: String,
+        keystore: Uuid,
+        answered: Option<Uuid>,
+    },
     /// The server says this account has a newer key version than the one this client holds: the
     /// keys were rotated on another device. Sign in again to fetch them.
     #[error("this account's keys were rotated on another device: log in again")]
@@ -116,6 +138,77 @@ pub struct KeyChange {
     pub safety_number: String,
 }
 
+/// A contact change (PROTOCOL §6): the account pinned for an email, the one a lookup answers
+/// now, and the safety number of the offered account's key to compare before trusting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactChange {
+    pub email: String,
+    /// The account pinned for the email (`None`: none is, but the offered account is pinned
+    /// under another email).
+    pub pinned_user_id: Option<Uuid>,
+    /// The account the server answers now.
+    pub offered_user_id: Uuid,
+    /// Its newest key version and key.
+    pub offered: (i64, PublicKey),
+    /// The safety number of my key and the offered one.
+    pub safety_number: String,
+}
+
+impl std::fmt::Display for ContactChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pinned = self
+            .pinned_user_id
+            .map_or_else(|| "no account".to_owned(), |id| format!("account {id}"));
+        write!(
+            f,
+            "the account behind {} has changed: you trust {pinned}, the server now answers account {} \
+             (the address was registered again, or the server is lying). Nothing was sent. Compare \
+             the safety number {} with them, then trust {}",
+            self.email,
+            self.offered_user_id,
+            crate::format_safety_number(&self.safety_number),
+            self.email
+        )
+    }
+}
+
+/// A forged key (PROTOCOL §6): whose, which version, and why it cannot be honest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyForgery {
+    pub user_id: Uuid,
+    /// The email pinned to the account, if any.
+    pub email: Option<String>,
+    pub key_version: i64,
+    pub reason: ForgeryReason,
+}
+
+/// Why a key offered by the server cannot be an honest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeryReason {
+    /// A pinned version came back with another key (or not at all): versions never change.
+    PinnedKeyChanged,
+    /// A version older than the newest pinned that the key list did not name at first contact.
+    NotInKeyList,
+}
+
+impl std::fmt::Display for KeyForgery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = self
+            .email
+            .clone()
+            .unwrap_or_else(|| self.user_id.to_string());
+        let why = match self.reason {
+            ForgeryReason::PinnedKeyChanged => "a key version you pinned came back different",
+            ForgeryReason::NotInKeyList => "an old key version their key list never named",
+        };
+        write!(
+            f,
+            "forged key refused: the server offers key version {} of {who}, {why}; nothing was sealed to it or shown from it",
+            self.key_version
+        )
+    }
+}
+
 impl std::fmt::Display for KeyChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let who = self
@@ -135,6 +228,14 @@ impl Error {
     pub fn key_change(&self) -> Option<&KeyChange> {
         match self {
             Error::KeyChanged(change) => Some(change),
+            _ => None,
+        }
+    }
+
+    /// The contact change, if this is one.
+    pub fn contact_change(&self) -> Option<&ContactChange> {
+        match self {
+            Error::ContactChanged(change) => Some(change),
             _ => None,
         }
     }

@@ -55,18 +55,20 @@
 //!   the server's error shape as [`ApiError`]. It does no cryptography.
 //! - [`keystore`]: what a client keeps between runs ([`Stored`]): server, account, tokens, the
 //!   *wrapped* keys and kdf, pinned contacts, the replay cache; never the password or an
-//!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600) and [`MemoryKeystore`].
+//!   unwrapped key. [`FileKeystore`] (a directory, 0700 / 0600, one writer at a time across
+//!   processes through [`Keystore::lock`]) and [`MemoryKeystore`].
 //! - [`Client`] (`client`): the session, refreshed once on a 401; the unlocked keys in memory.
 //!   Its operations live beside it by domain: `account` (register, login, unlock, logout,
-//!   sessions), `contacts` (lookup, pinning, [`Client::trust`], safety numbers), `messages`
+//!   sessions), `contacts` (lookup, pinning, [`Client::trust`], safety numbers; the pinning rules
+//!   of §6 themselves are pure functions in `pins`), `messages`
 //!   (send, fetch, open with every check of §3.3, delete), `stream` (the live WebSocket),
 //!   `lifecycle` (§5: [`Client::change_password`], [`Client::new_recovery_key`],
 //!   [`Client::recover`], [`Client::rotate_keys`], [`Client::delete_account`]).
 //! - [`Transport`] (`transport`): how a server is reached (PROTOCOL §7): `https://` and `wss://`
 //!   with the web's roots or the CAs given, plain HTTP only to loopback unless the user opts
 //!   in, connect and request timeouts. [`Client::with_transport`] takes one.
-//! - [`Error`] (`error`): one error type; each check of §3.3 and the key change of §6 has its
-//!   own variant.
+//! - [`Error`] (`error`): one error type; each check of §3.3, and the key change, contact change
+//!   and forged key of §6, has its own variant.
 
 pub mod api;
 pub mod keystore;
@@ -77,6 +79,7 @@ mod contacts;
 mod error;
 mod lifecycle;
 mod messages;
+mod pins;
 mod stream;
 mod transport;
 
@@ -84,8 +87,8 @@ pub use account::{normalize_email, RegisterOptions, Registration};
 pub use api::{Api, ApiError, Secret, SecretBytes, Session};
 pub use client::{Client, Identity, KdfObserver, KdfProgress};
 pub use contacts::{format_safety_number, Contact, ContactRef, SafetyNumbers};
-pub use error::{Error, KeyChange};
-pub use keystore::{FileKeystore, Keystore, KeystoreError, MemoryKeystore, Stored};
+pub use error::{ContactChange, Error, ForgeryReason, KeyChange, KeyForgery};
+pub use keystore::{FileKeystore, Keystore, KeystoreError, KeystoreLock, MemoryKeystore, Stored};
 pub use messages::{Entry, Message, Page, Received, SendOptions, Sent, MAX_PAYLOAD_BYTES};
 pub use stream::StreamEvent;
 pub use transport::{Transport, TransportError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};

@@ -55,8 +55,11 @@ pub struct Entry {
     pub id: Uuid,
     pub seq: i64,
     pub from: Uuid,
-    /// The sender's email as this client knows it (from its pinned contacts), if it does.
+    /// The sender's email as this client pinned it, if it did.
     pub from_email: Option<String>,
+    /// An email the server claims for the sender while this keystore pins that email to another
+    /// account (§6): the sender is unverified, and must never be shown under that name.
+    pub from_claimed_email: Option<String>,
     pub to: Uuid,
     pub key_version: i64,
     pub sender_key_version: i64,
@@ -72,7 +75,11 @@ pub struct Message {
     /// The payload's id.
     pub payload_id: Uuid,
     pub from: Uuid,
+    /// The sender's email as this client pinned it, if it did.
     pub from_email: Option<String>,
+    /// An email the server claims for the sender while this keystore pins that email to another
+    /// account (§6): the sender is unverified, and must never be shown under that name.
+    pub from_claimed_email: Option<String>,
     pub to: Uuid,
     pub to_email: Option<String>,
     /// The sender's clock (the payload's `ts`).
@@ -128,12 +135,10 @@ impl Client {
             self.pinned_contact(&to)?
         };
         if let Some(pinned) = pinned {
-            let user_id = pinned.user_id;
             match self.send_to(pinned, text, options).await {
-                // The pinned account is gone; the address may be someone else's by now.
-                Err(Error::UnknownUser(_)) if matches!(to, ContactRef::Email(_)) => {
-                    self.forget_email(user_id)?;
-                }
+                // The pinned account is gone: a lookup tells whether the address is someone
+                // else's by now (a contact change, never a silent switch).
+                Err(Error::UnknownUser(_)) if matches!(to, ContactRef::Email(_)) => {}
                 other => return other,
             }
         }
@@ -261,6 +266,11 @@ impl Client {
                     result.and_then(|payload| {
                         let first = stored.seen.get(&payload.id).copied();
                         check_replay(entry.id, first)?;
+                        // The same entry again, but at another place in the mailbox.
+                        let at = stored.seen_seq.entry(entry.id).or_insert(entry.seq);
+                        if *at != entry.seq {
+                            return Err(Error::Replayed);
+                        }
                         stored.seen.entry(payload.id).or_insert(entry.id);
                         Ok(payload)
                     })
@@ -279,6 +289,7 @@ impl Client {
                         payload_id: payload.id,
                         from: payload.from,
                         from_email: self.known_email(payload.from),
+                        from_claimed_email: self.claimed_email(payload.from),
                         to: payload.to,
                         to_email: self.known_email(payload.to),
                         sent_at: from_unix_ms(payload.ts).ok_or(Error::Malformed)?,
@@ -293,6 +304,7 @@ impl Client {
                         seq: entry.seq,
                         from: entry.from,
                         from_email: self.known_email(entry.from),
+                        from_claimed_email: self.claimed_email(entry.from),
                         to: entry.to,
                         key_version: entry.key_version,
                         sender_key_version: entry.sender_key_version,

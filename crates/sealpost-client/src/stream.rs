@@ -51,24 +51,29 @@ enum Frame {
     Other,
 }
 
-/// The client's first frame.
+/// The client's first frame (with `after`), and the one it sends on an open stream after each
+/// refresh (without).
 #[derive(Serialize)]
 #[serde(tag = "type", rename = "auth")]
 struct AuthFrame<'a> {
     access_token: &'a Secret,
-    after: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<i64>,
 }
 
 impl Client {
     /// The mailbox from `after` on, live: the backlog, then each new entry as it is stored, each
     /// opened and checked like [`Client::fetch`] does. It reconnects by itself (after a
     /// disconnect, a server restart or a 4409) from the last `seq` it delivered, with a backoff
-    /// of up to 5 s between failed attempts. On a 4401 it refreshes the token once; when that
-    /// fails it ends with [`Error::SignedOut`]. It ends with an error, too, when the keys are
-    /// locked or the keystore fails.
+    /// of up to 5 s between failed attempts. After each refresh of this client's session it sends
+    /// the new access token on the open stream (§4.2), so that the stream outlives its first
+    /// token. On a 4401 it refreshes the token once; when that fails it ends with
+    /// [`Error::SignedOut`]. It ends with an error, too, when the keys are locked or the keystore
+    /// fails.
     pub fn stream(&self, after: i64) -> BoxStream<'static, Result<StreamEvent, Error>> {
         let run = Run {
             client: self.clone(),
+            tokens: self.inner.tokens.subscribe(),
             after,
             ws: None,
             token: Secret::default(),
@@ -87,6 +92,8 @@ impl Client {
 /// The stream's state between two items.
 struct Run {
     client: Client,
+    /// The access tokens of this client's refreshes.
+    tokens: tokio::sync::watch::Receiver<Option<Secret>>,
     /// The last `seq` delivered.
     after: i64,
     ws: Option<Ws>,
@@ -137,7 +144,25 @@ impl Run {
                     Err(Refused::Fatal(error)) => return Some(self.fail(error)),
                 }
             };
-            let frame = ws.next().await;
+            let frame = tokio::select! {
+                // A new token goes out before anything else is read.
+                biased;
+                Ok(()) = self.tokens.changed() => {
+                    // After every refresh, even one that minted the same bytes (a JWT issued
+                    // within the same second as the last one).
+                    let token = self.tokens.borrow_and_update().clone();
+                    if let Some(token) = token {
+                        if let Err(reason) = reauth(ws, &token).await {
+                            self.ws = None;
+                            self.failures = 1;
+                            return Some(Ok(StreamEvent::Disconnected { code: None, reason }));
+                        }
+                        self.token = token;
+                    }
+                    continue;
+                }
+                frame = ws.next() => frame,
+            };
             match frame {
                 Some(Ok(WsMessage::Text(text))) => match serde_json::from_str::<Frame>(&text) {
                     Ok(Frame::Message { message }) => {
@@ -237,6 +262,8 @@ impl Run {
     /// Connects, authenticates with `after`, and waits for `ready`.
     async fn connect(&mut self) -> Result<Ws, Refused> {
         self.client.unlocked(|_| ()).map_err(Refused::Fatal)?;
+        // Refreshes up to here are in the token read next; any later one is sent on the stream.
+        self.tokens.borrow_and_update();
         let token = self.client.access_token().map_err(Refused::Fatal)?;
         let transport = self.client.api().transport();
         transport
@@ -262,7 +289,7 @@ impl Run {
             .map_err(|e| retry(format!("cannot connect: {e}")))?;
         let auth = AuthFrame {
             access_token: &token,
-            after: self.after,
+            after: Some(self.after),
         };
         let auth = serde_json::to_string(&auth).map_err(|e| retry(e.to_string()))?;
         ws.send(WsMessage::Text(auth.into()))
@@ -300,6 +327,18 @@ impl Run {
             }
         }
     }
+}
+
+/// Sends a new access token on an open stream (no `after`: the stream goes on where it is).
+async fn reauth(ws: &mut Ws, token: &Secret) -> Result<(), String> {
+    let frame = AuthFrame {
+        access_token: token,
+        after: None,
+    };
+    let frame = serde_json::to_string(&frame).map_err(|e| e.to_string())?;
+    ws.send(WsMessage::Text(frame.into()))
+        .await
+        .map_err(|e| format!("cannot re-authenticate the stream: {e}"))
 }
 
 fn close_code(frame: Option<CloseFrame>) -> (Option<u16>, String) {

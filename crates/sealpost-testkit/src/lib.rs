@@ -9,6 +9,7 @@
     reason = "test code: a failed step is a failed test"
 )]
 
+pub mod evil;
 pub mod tls;
 
 use std::net::SocketAddr;

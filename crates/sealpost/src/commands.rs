@@ -85,7 +85,7 @@ impl Context {
         if let Some(server) = &self.server {
             if *server != account.server {
                 bail!(
-                    "{} is signed in to {}, not {server}: run `sealpost login {}` with that server to switch",
+                    "{} is signed in to {}, not {server}: run `sealpost logout`, then `sealpost login {}` with that server to switch",
                     self.home.display(),
                     account.server,
                     account.email
@@ -156,7 +156,7 @@ pub async fn run(context: Context, command: Command) -> anyhow::Result<()> {
         Command::SafetyNumber { email } => safety_number(&context, &email).await,
         Command::Trust { email } => {
             let client = context.client()?;
-            let contact = client.trust(email.as_str()).await?;
+            let contact = client.trust(email.as_str()).await.map_err(ui::warn)?;
             let who = safe(contact.email.as_deref().unwrap_or(email.as_str()));
             println!(
                 "Now trusting the key of {who} (version {}). Safety number:\n\n    {}",
@@ -340,7 +340,7 @@ async fn send(context: &Context, email: &str, text: &str) -> anyhow::Result<()> 
         bail!("an empty message: nothing to send");
     }
     let client = context.unlocked_client().await?;
-    let sent = client.send(email, &text).await?;
+    let sent = client.send(email, &text).await.map_err(ui::warn)?;
     let who = safe(sent.to.email.as_deref().unwrap_or(email));
     println!("Sent to {who} (#{} in their mailbox).", sent.seq);
     Ok(())
@@ -352,6 +352,7 @@ async fn inbox(context: &Context, json: bool, follow: bool) -> anyhow::Result<()
         json,
         warned: HashSet::new(),
         shown: 0,
+        refused: 0,
     };
     if !follow {
         for received in client.fetch_all(0).await? {
@@ -359,6 +360,12 @@ async fn inbox(context: &Context, json: bool, follow: bool) -> anyhow::Result<()
         }
         if printer.shown == 0 && !json {
             println!("No messages.");
+        }
+        if printer.refused > 0 {
+            bail!(
+                "{} of the messages were refused as forged or replayed (see above): the server, or someone with its data, is tampering with your mailbox",
+                printer.refused
+            );
         }
         return Ok(());
     }
@@ -383,15 +390,19 @@ struct Printer {
     json: bool,
     warned: HashSet<uuid::Uuid>,
     shown: usize,
+    /// Entries refused as forged or replayed: the exit status says so.
+    refused: usize,
 }
 
 impl Printer {
     fn print(&mut self, received: &Received) {
         self.shown += 1;
-        if let Err(Error::KeyChanged(change)) = &received.message {
-            if self.warned.insert(change.user_id) {
+        match &received.message {
+            Err(Error::KeyChanged(change)) if self.warned.insert(change.user_id) => {
                 eprintln!("{}", ui::key_change_warning(change));
             }
+            Err(e) if is_tampering(e) => self.refused += 1,
+            _ => {}
         }
         if self.json {
             println!("{}", ui::safe_json(&json_line(received)));
@@ -403,7 +414,11 @@ impl Printer {
                 let from = if m.outgoing {
                     "you".to_owned()
                 } else {
-                    name(m.from_email.as_deref(), m.from)
+                    sender(
+                        m.from_email.as_deref(),
+                        m.from_claimed_email.as_deref(),
+                        m.from,
+                    )
                 };
                 let to = if m.outgoing && m.to != m.from {
                     name(m.to_email.as_deref(), m.to)
@@ -440,6 +455,25 @@ fn name(email: Option<&str>, id: uuid::Uuid) -> String {
     email.map_or_else(|| id.to_string(), str::to_owned)
 }
 
+/// A sender as people should read it: an account that claims an email pinned to another one is
+/// an unverified sender, never shown under that name.
+fn sender(email: Option<&str>, claimed: Option<&str>, id: uuid::Uuid) -> String {
+    match (email, claimed) {
+        (None, Some(claimed)) => {
+            format!("UNVERIFIED sender {id} (NOT your contact {claimed}, whatever it claims)")
+        }
+        _ => name(email, id),
+    }
+}
+
+/// A refusal that means someone tampered with the mailbox (not a key change to accept).
+fn is_tampering(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::KeyForged(_) | Error::Forged | Error::NotForMe | Error::Replayed | Error::Malformed
+    )
+}
+
 /// One JSON object for an entry: the message, or why it cannot be shown.
 fn json_line(received: &Received) -> serde_json::Value {
     let entry = &received.entry;
@@ -448,6 +482,7 @@ fn json_line(received: &Received) -> serde_json::Value {
             "id": m.id,
             "seq": m.seq,
             "from": name(m.from_email.as_deref(), m.from),
+            "unverified_claim": m.from_claimed_email.as_deref().filter(|_| m.from_email.is_none()),
             "from_id": m.from,
             "to": name(m.to_email.as_deref(), m.to),
             "to_id": m.to,
@@ -472,6 +507,8 @@ fn json_line(received: &Received) -> serde_json::Value {
 fn error_kind(error: &Error) -> &'static str {
     match error {
         Error::KeyChanged(_) => "key_changed",
+        Error::ContactChanged(_) => "contact_changed",
+        Error::KeyForged(_) => "key_forged",
         Error::Replayed => "replayed",
         Error::Forged => "forged",
         Error::NotForMe => "not_for_me",
@@ -516,15 +553,26 @@ async fn sessions(context: &Context) -> anyhow::Result<()> {
 
 async fn safety_number(context: &Context, email: &str) -> anyhow::Result<()> {
     let client = context.client()?;
-    let numbers = client.safety_numbers(email).await?;
+    let numbers = client.safety_numbers(email).await.map_err(ui::warn)?;
     let who = safe(numbers.email.as_deref().unwrap_or(email));
+    if let (Some(other), Some((_, number))) = (numbers.pending_user_id, &numbers.pending) {
+        println!(
+            "!!! The server now answers ANOTHER ACCOUNT ({other}) for {}, not trusted yet.\n\
+             !!! Its safety number:\n\n    {}\n\n\
+             !!! Only if {} reads you the same number, accept it: sealpost trust {}\n",
+            safe(email),
+            format_safety_number(number),
+            safe(email),
+            safe(email)
+        );
+    }
     if let Some((version, number)) = &numbers.pinned {
         println!(
             "Safety number of you and {who} (their key version {version}, the one you trust):\n\n    {}\n",
             format_safety_number(number)
         );
     }
-    if let Some((version, number)) = &numbers.pending {
+    if let (None, Some((version, number))) = (numbers.pending_user_id, &numbers.pending) {
         println!(
             "!!! The server now hands out ANOTHER key for {who} (version {version}), not trusted yet.\n\
              !!! Its safety number:\n\n    {}\n\n\

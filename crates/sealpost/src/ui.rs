@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use sealpost_client::{format_safety_number, Client, KdfProgress, KeyChange};
+use sealpost_client::{format_safety_number, Client, Error, KdfProgress, KeyChange};
 use sealpost_proto::sync::lock;
 use zeroize::Zeroizing;
 
@@ -273,6 +273,42 @@ pub fn report(error: &anyhow::Error) {
         Some(sdk) => eprintln!("error: {}", safe(&sdk.to_string())),
         None => eprintln!("error: {}", safe(&format!("{error:#}"))),
     }
+}
+
+/// Says loudly, before the error is reported, what a contact change or a forged key means.
+pub fn warn(error: Error) -> anyhow::Error {
+    let line = "!".repeat(72);
+    match &error {
+        Error::ContactChanged(change) => eprintln!(
+            "{line}\n\
+             !!! WARNING: the account behind {email} has CHANGED.\n\
+             !!! Either {email} was deleted and registered again, or someone (the server?) is\n\
+             !!! trying to read your messages. Nothing was sent to the new account.\n\
+             !!! Compare this safety number with {email}, in person or over a call:\n\
+             !!!\n\
+             !!!     {}\n\
+             !!!\n\
+             !!! Only if it matches, accept the new account with:  sealpost trust {email}\n\
+             {line}",
+            format_safety_number(&change.safety_number),
+            email = safe(&change.email),
+        ),
+        Error::KeyForged(forgery) => eprintln!(
+            "{line}\n\
+             !!! FORGED KEY: the server offers a key for {} that cannot be theirs.\n\
+             !!! Nothing was sealed to it. This is not a key change to accept: do not trust it;\n\
+             !!! tell the server's operator, and compare safety numbers with your contact.\n\
+             {line}",
+            safe(
+                &forgery
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| forgery.user_id.to_string())
+            ),
+        ),
+        _ => {}
+    }
+    error.into()
 }
 
 #[cfg(test)]

@@ -211,6 +211,14 @@ impl Api {
         self.exchange(call).await?.json(StatusCode::OK)
     }
 
+    /// `GET /v1/users/{user_id}/keys` (bearer) → 200, every key version, ascending (a deleted
+    /// account's too, with `deleted: true`): what a client pins at first contact (§6).
+    pub async fn user_keys(&self, id: Uuid) -> Result<KeyList, ApiError> {
+        let path = format!("/v1/users/{id}/keys");
+        let call = self.request(Method::GET, &path, Auth::Bearer);
+        self.exchange(call).await?.json(StatusCode::OK)
+    }
+
     /// `POST /v1/messages` (bearer) → 201, the recipient's entry.
     pub async fn send(&self, req: &SendRequest) -> Result<SendResponse, ApiError> {
         let call = self

@@ -347,6 +347,33 @@ async fn lookups_by_email_encode_it_and_carry_the_bearer_token() {
 }
 
 #[tokio::test]
+async fn a_key_list_reads_every_version_in_order() {
+    let (api, server) = serve_once(&format!(
+        "200 OK\ncontent-type: application/json\n\n{}",
+        json!({"user_id": USER, "keys": [
+            {"key_version": 1, "public_key": "AQID"},
+            {"key_version": 2, "public_key": "BAUG"},
+        ], "deleted": true})
+    ))
+    .await;
+    let list = with_token(api).user_keys(uuid(USER)).await.unwrap();
+    assert_eq!(list.user_id, uuid(USER));
+    assert!(list.deleted);
+    let keys: Vec<_> = list
+        .keys
+        .iter()
+        .map(|k| (k.key_version, k.public_key.clone()))
+        .collect();
+    assert_eq!(keys, [(1, vec![1, 2, 3]), (2, vec![4, 5, 6])]);
+    let request = server.await.unwrap();
+    assert!(
+        request.starts_with(&format!("GET /v1/users/{USER}/keys HTTP/1.1\r\n")),
+        "{request}"
+    );
+    assert!(has_header(&request, "authorization", "Bearer tok"));
+}
+
+#[tokio::test]
 async fn unauthenticated_calls_send_no_token() {
     let (api, server) = serve_once(&format!(
         "200 OK\n\n{}",

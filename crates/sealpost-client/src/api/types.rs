@@ -169,6 +169,24 @@ pub struct UserInfo {
     pub deleted: bool,
 }
 
+/// Every key version of a user (`GET /v1/users/{user_id}/keys`), ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub user_id: Uuid,
+    pub keys: Vec<PublicKeyVersion>,
+    /// The account was deleted (its keys are still served, so that what it sent verifies).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// One public key version in a [`KeyList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyVersion {
+    pub key_version: i64,
+    #[serde(with = "b64")]
+    pub public_key: Vec<u8>,
+}
+
 /// `POST /v1/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendRequest {

@@ -473,16 +473,38 @@ both!(
             assert_eq!(count(&app, &sql, alice.id).await, 0, "{table}");
         }
 
-        // The address registers again, as a new user, whom Bob's client treats as a new contact.
+        // The address registers again, as a new user. For Bob's client that is a contact change
+        // (PROTOCOL 1.1 §6), on purpose: the server could just as well be lying. Nothing is sent
+        // to the new account until he compares the safety number and trusts it.
         let again = Client::new(&app.base, MemoryKeystore::new());
         let registered = again
             .register(&alice.email, "another password", Default::default())
             .await
             .unwrap();
         assert_ne!(registered.user_id, alice.id);
+        let refused = bob.client.send(&alice.email, "welcome back").await;
+        let Err(Error::ContactChanged(change)) = refused else {
+            panic!("expected a contact change, got {refused:?}")
+        };
+        assert_eq!(change.email, alice.email);
+        assert_eq!(change.pinned_user_id, Some(alice.id));
+        assert_eq!(change.offered_user_id, registered.user_id);
+        assert_eq!(change.safety_number.len(), 60);
+        assert!(again.fetch_all(0).await.unwrap().is_empty());
+        let trusted = bob.client.trust(&alice.email).await.unwrap();
+        assert_eq!(trusted.user_id, registered.user_id);
         let sent = bob.client.send(&alice.email, "welcome back").await.unwrap();
         assert_eq!(sent.to.user_id, registered.user_id);
         assert_eq!(texts(again.fetch_all(0).await.unwrap()), ["welcome back"]);
+        // What the old account sent still opens, but no longer under the address.
+        let old = bob.client.fetch_all(0).await.unwrap();
+        let message = old[0].message.as_ref().unwrap();
+        assert_eq!(message.from, alice.id);
+        assert_eq!(message.from_email, None);
+        assert_eq!(
+            message.from_claimed_email.as_deref(),
+            Some(alice.email.as_str())
+        );
     }
 );
 

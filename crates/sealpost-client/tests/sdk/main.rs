@@ -12,6 +12,7 @@ pub(crate) use sealpost_testkit::both;
 
 mod support;
 
+mod evil;
 mod kdf;
 mod lifecycle;
 mod redaction;

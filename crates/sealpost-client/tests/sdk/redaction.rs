@@ -110,6 +110,7 @@ fn stored(s: &Secrets) -> Stored {
                 access_token: s.access.clone(),
                 refresh_token: s.refresh.clone(),
             }),
+            logged_out: false,
         }),
         ..Stored::default()
     }

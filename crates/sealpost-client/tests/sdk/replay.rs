@@ -13,9 +13,9 @@ both!(
         let bob = person(&app, "bob").await;
         let mallory = raw_sender(&app, "mallory").await;
         let bob_key = bob.client.lookup(&bob.email).await.unwrap().public_key;
-        let ciphertext = mallory.seal(&bob, &bob_key, "pay 100 to Mallory");
-        let first = mallory.post(&bob, ciphertext.clone()).await;
-        let second = mallory.post(&bob, ciphertext).await;
+        let ciphertext = seal_from(&mallory, &bob, &bob_key, "pay 100 to Mallory");
+        let first = mallory.post(bob.id, ciphertext.clone()).await;
+        let second = mallory.post(bob.id, ciphertext).await;
         assert_ne!(first.id, second.id);
 
         for _ in 0..2 {

@@ -1,6 +1,6 @@
 //! The live stream through the SDK (PROTOCOL §4.2): backlog then live, in `seq` order, opened;
 //! resuming by itself after the server cuts it off (4409); refreshing a refused token; ending when
-//! the session is revoked.
+//! the session is revoked; re-authenticating the open stream after a refresh (§4.2 of 1.1).
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{Client, Error, MemoryKeystore, StreamEvent};
+use sealpost_testkit::evil::EvilProxy;
+use serde_json::{json, Value};
 
 use crate::both;
 use crate::helpers::*;
@@ -69,10 +71,10 @@ both!(
         let total = 400;
         let filler = "x".repeat(60_000);
         let sealed: Vec<_> = (0..total)
-            .map(|i| carol.seal(&bob, &bob_key, &format!("{i} {filler}")))
+            .map(|i| seal_from(&carol, &bob, &bob_key, &format!("{i} {filler}")))
             .collect();
         for ciphertext in sealed {
-            carol.post(&bob, ciphertext).await;
+            carol.post(bob.id, ciphertext).await;
         }
         let mut expected = 4;
         let mut cut_off = false;
@@ -153,5 +155,59 @@ both!(
             .await
             .unwrap();
         assert!(end.is_none());
+    }
+);
+
+both!(
+    the_open_stream_carries_each_refreshed_token,
+    |app: TestApp| async move {
+        // The proxy is honest here: it only records what the client says on the stream.
+        let proxy = EvilProxy::start(&app.base).await;
+        let alice = person(&app, "alice").await;
+        let bob = person_at(&proxy.base, "bob").await;
+        let first = bob.access_token();
+        let mut live = bob.client.stream(0);
+        assert!(matches!(
+            next(&mut live).await.unwrap(),
+            StreamEvent::Connected { after: 0 }
+        ));
+        alice.client.send(&bob.email, "before").await.unwrap();
+        assert_eq!(message(&mut live).await, (1, "before".to_owned()));
+
+        // The access token goes stale: the next call refreshes the session.
+        let mut stored = bob.keystore.load().unwrap();
+        if let Some(session) = stored.account.as_mut().and_then(|a| a.session.as_mut()) {
+            session.access_token = "stale".into();
+        }
+        bob.keystore.save(&stored).unwrap();
+        bob.client.sessions().await.unwrap();
+        // (The same bytes as the first when both were minted within one second.)
+        let fresh = bob.access_token();
+
+        // The same connection goes on (no Disconnected in between) and carries the new token.
+        alice.client.send(&bob.email, "after").await.unwrap();
+        assert_eq!(message(&mut live).await, (2, "after".to_owned()));
+        let frames = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let frames = proxy.client_frames();
+                if frames.len() >= 2 {
+                    return frames;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("no second frame on the stream within 10 s");
+        let frames: Vec<Value> = frames
+            .iter()
+            .map(|f| serde_json::from_str(f).unwrap())
+            .collect();
+        assert_eq!(
+            frames,
+            [
+                json!({"type": "auth", "access_token": first.expose(), "after": 0}),
+                json!({"type": "auth", "access_token": fresh.expose()}),
+            ]
+        );
     }
 );

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use sealpost_client::api::{Api, LoginRequest, Secret};
+use sealpost_client::api::Secret;
 use sealpost_client::keystore::Keystore as _;
 use sealpost_client::{Client, MemoryKeystore, RegisterOptions};
-use sealpost_crypto::{KeyPair, PublicKey};
+use sealpost_crypto::PublicKey;
 use sealpost_server::store::testing::Value;
 use uuid::Uuid;
 
-use crate::helpers::{random, register_request, TestApp};
+use crate::helpers::TestApp;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -41,9 +41,15 @@ impl Person {
 
 /// Registers `name` (a unique email) through the SDK, with a recovery key.
 pub async fn person(app: &TestApp, name: &str) -> Person {
+    person_at(&app.base, name).await
+}
+
+/// Registers `name` through the SDK with the server at `base` (a server, or a proxy in front of
+/// one).
+pub async fn person_at(base: &str, name: &str) -> Person {
     let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
     let keystore = Arc::new(MemoryKeystore::new());
-    let client = Client::new(&app.base, Arc::clone(&keystore));
+    let client = Client::new(base, Arc::clone(&keystore));
     let options = RegisterOptions {
         recovery_key: true,
         device_name: Some("sdk test".into()),
@@ -75,59 +81,17 @@ pub async fn replace_key(app: &TestApp, user_id: Uuid, key: &PublicKey) {
 }
 
 /// A sender on the raw API with a real key pair of its own, so that a test can seal what it
-/// likes (the same ciphertext twice, many messages at once).
-pub struct RawSender {
-    pub id: Uuid,
-    pub pair: KeyPair,
-    pub api: Api,
-}
+/// likes (the same ciphertext twice, many messages at once): the test kit's accomplice.
+pub use sealpost_testkit::evil::Accomplice as RawSender;
 
 pub async fn raw_sender(app: &TestApp, name: &str) -> RawSender {
-    let pair = KeyPair::generate();
-    let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
-    let auth_key = random(32);
-    let mut request = register_request(&email, &auth_key);
-    request.public_key = pair.public().as_bytes().to_vec();
-    let mut api = app.api();
-    let registered = api.register(&request).await.unwrap();
-    let login = api
-        .login(&LoginRequest {
-            email,
-            auth_key: auth_key.into(),
-            device_name: None,
-        })
-        .await
-        .unwrap();
-    api.set_token(Some(login.access_token));
-    RawSender {
-        id: registered.user_id,
-        pair,
-        api,
-    }
+    RawSender::register(app, name).await
 }
 
-impl RawSender {
-    /// Seals `text` to `to` (whose key is `key`), without sending it.
-    pub fn seal(&self, to: &Person, key: &PublicKey, text: &str) -> Vec<u8> {
-        let payload = sealpost_crypto::Payload::text(self.id, to.id, now_ms(), text);
-        sealpost_crypto::seal(&payload, key, &self.pair)
-    }
-
-    /// Posts a ciphertext to `to`'s version-1 key.
-    pub async fn post(
-        &self,
-        to: &Person,
-        ciphertext: Vec<u8>,
-    ) -> sealpost_client::api::SendResponse {
-        let request = sealpost_client::api::SendRequest {
-            to: to.id,
-            ciphertext,
-            key_version: 1,
-            sender_key_version: 1,
-            sender_copy: None,
-        };
-        self.api.send(&request).await.unwrap()
-    }
+/// Seals `text` from `sender` to `to` (whose key is `key`), without sending it.
+pub fn seal_from(sender: &RawSender, to: &Person, key: &PublicKey, text: &str) -> Vec<u8> {
+    let payload = sealpost_crypto::Payload::text(sender.id, to.id, now_ms(), text);
+    sealpost_crypto::seal(&payload, key, &sender.pair)
 }
 
 pub fn now_ms() -> u64 {

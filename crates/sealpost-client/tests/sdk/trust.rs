@@ -1,8 +1,9 @@
-//! Key pinning (PROTOCOL §6): a key swapped behind the SDK's back is a `KeyChanged` error, never a
-//! message sealed to it, until the user trusts the new key; a send seals to the pinned key and
-//! learns of a newer version from the server's 409 `stale_key`.
+//! Key pinning (PROTOCOL 1.1 §6): a pinned key version swapped behind the SDK's back is a forgery
+//! (`KeyForged`), never a message sealed to it and never a key to trust; a newer version is a
+//! `KeyChanged` until the user trusts it; a send seals to the pinned key and learns of a newer
+//! version from the server's 409 `stale_key`.
 
-use sealpost_client::{Error, SecretBytes};
+use sealpost_client::{Error, ForgeryReason, SecretBytes};
 use sealpost_crypto::KeyPair;
 
 use crate::both;
@@ -10,15 +11,15 @@ use crate::helpers::*;
 use crate::support::*;
 
 both!(
-    a_swapped_key_is_refused_until_trusted,
+    a_swapped_pinned_key_is_a_forgery_never_trusted,
     |app: TestApp| async move {
         let alice = person(&app, "alice").await;
         let bob = person(&app, "bob").await;
-        // First use pins Bob's key.
+        // First use pins Bob's key list.
         let first = alice.client.send(&bob.email, "one").await.unwrap();
         let pinned = first.to.public_key;
 
-        // The server (or whoever owns its database) hands out another key for Bob.
+        // The server (or whoever owns its database) hands out another key for Bob's version 1.
         let mallory = KeyPair::generate();
         replace_key(&app, bob.id, mallory.public()).await;
 
@@ -34,23 +35,27 @@ both!(
             .unwrap();
         assert_eq!(sent.to.public_key, pinned);
 
-        // Alice's next (checked) send fails with a key change, and from then on nothing is
-        // sealed to Bob until the user trusts a key.
-        let next_send = alice.client.send(&bob.email, "three").await.map(|s| s.to);
-        for refused in [
-            next_send,
-            alice.client.lookup(&bob.email).await,
+        // A checked send, a lookup, the safety numbers and even trust refuse it: a pinned version
+        // never changes, so this is a forgery, not a key change to accept.
+        let forged = [
             alice.client.send(&bob.email, "three").await.map(|s| s.to),
-        ] {
-            let Err(Error::KeyChanged(change)) = refused else {
-                panic!("expected a key change, got {refused:?}")
+            alice.client.lookup(&bob.email).await,
+            alice.client.trust(&bob.email).await,
+            alice
+                .client
+                .safety_numbers(&bob.email)
+                .await
+                .map(|_| first.to.clone()),
+        ];
+        for refused in forged {
+            let Err(Error::KeyForged(forgery)) = refused else {
+                panic!("expected a forged key, got {refused:?}")
             };
-            assert_eq!(change.user_id, bob.id);
-            assert_eq!(change.email.as_deref(), Some(bob.email.as_str()));
-            assert_eq!(change.pinned, Some((1, pinned)));
-            assert_eq!(change.offered, (1, *mallory.public()));
-            assert_eq!(change.safety_number.len(), 60);
-            assert!(change.to_string().contains("has changed"), "{change}");
+            assert_eq!(forgery.user_id, bob.id);
+            assert_eq!(forgery.email.as_deref(), Some(bob.email.as_str()));
+            assert_eq!(forgery.key_version, 1);
+            assert_eq!(forgery.reason, ForgeryReason::PinnedKeyChanged);
+            assert!(forgery.to_string().contains("forged key"), "{forgery}");
         }
         // Bob's mailbox holds only what was sealed to his real key, and he opens it all.
         let bob_box = bob.client.fetch(0, None).await.unwrap();
@@ -61,18 +66,12 @@ both!(
             .collect();
         assert_eq!(texts, ["one", "two"]);
 
-        // The safety numbers show both keys.
-        let numbers = alice.client.safety_numbers(&bob.email).await.unwrap();
-        assert!(numbers.pending.is_some() && numbers.pinned.is_some());
-        assert_ne!(numbers.pending.unwrap().1, numbers.pinned.unwrap().1);
-
-        // The user compares and accepts: sending works again, to the key now trusted.
-        let trusted = alice.client.trust(&bob.email).await.unwrap();
-        assert_eq!(trusted.public_key, *mallory.public());
+        // The server gives the real key back: all is as before.
+        replace_key(&app, bob.id, &pinned).await;
         let sent = alice.client.send(&bob.email, "four").await.unwrap();
-        assert_eq!(sent.to.public_key, *mallory.public());
+        assert_eq!(sent.to.public_key, pinned);
         let numbers = alice.client.safety_numbers(&bob.email).await.unwrap();
-        assert!(numbers.pending.is_none());
+        assert!(numbers.pending.is_none() && numbers.pinned.is_some());
     }
 );
 
