@@ -34,7 +34,7 @@ trap 'stop; psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $DB" || true' EX
 serve() {
   "$@" serve --listen "127.0.0.1:$PORT" --database "$PGURL/$DB" --secrets-file "$OUT/secrets" \
     --kdf-opslimit 2 --kdf-memlimit 67108864 \
-    --rate-per-address 100000000 --rate-per-email 100000000 --log warn >"$OUT/server.log" 2>&1 &
+    --rate-per-address 100000000 --rate-per-email 100000000 --rate-sends 100000000 --rate-lookups 100000000 --log warn >"$OUT/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 600); do
     curl -sf "$URL/healthz" >/dev/null && return 0

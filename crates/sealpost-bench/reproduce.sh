@@ -48,7 +48,7 @@ start() {
   shift 3
   "$SERVER" serve --listen "127.0.0.1:$port" --database "$database" --secrets-file "$WORK/secrets" \
     --kdf-opslimit 2 --kdf-memlimit 67108864 \
-    --rate-per-address 100000000 --rate-per-email 100000000 \
+    --rate-per-address 100000000 --rate-per-email 100000000 --rate-sends 100000000 --rate-lookups 100000000 \
     --access-token-ttl 3600 --log warn "$@" >"$WORK/$name.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")

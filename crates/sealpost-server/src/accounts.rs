@@ -127,10 +127,15 @@ const RECOVERY_TOKEN_TTL_MS: i64 = 10 * 60 * 1000;
 
 /// Checks `current_auth_key`, the proof of the password that every §5 call but `recover` needs:
 /// 400 if malformed, 403 if wrong (never 401: the token is fine), 429 after too many misses.
-async fn check_password(state: &AppState, user_id: Uuid, current_auth_key: &str) -> ApiResult<()> {
+async fn check_password(
+    state: &AppState,
+    addr: std::net::IpAddr,
+    user_id: Uuid,
+    current_auth_key: &str,
+) -> ApiResult<()> {
     let key = validate::bytes("current_auth_key", current_auth_key, 32)?;
     let account = user_id.to_string();
-    state.rate.check_failures(&account)?;
+    state.rate.check_failures(&account, addr)?;
     let stored = state
         .store
         .auth_hash(user_id)
@@ -140,7 +145,7 @@ async fn check_password(state: &AppState, user_id: Uuid, current_auth_key: &str)
         validate::sha256(&key).as_slice(),
         stored.as_slice(),
     )) {
-        state.rate.failed(&account);
+        state.rate.failed(&account, addr);
         return Err(ApiError::Forbidden(
             "current_auth_key is wrong: derive it from the current password (PROTOCOL §2.1)".into(),
         ));
@@ -186,6 +191,7 @@ impl Fields for ChangePasswordRequest {
     responses((status = 204), (status = 400), (status = 401), (status = 403)))]
 async fn change_password(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     MaybeAuth(auth): MaybeAuth,
     JsonBody(req): JsonBody<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
@@ -196,7 +202,7 @@ async fn change_password(
     let now = now_ms();
     match (&req.current_auth_key, &req.recovery_token, auth) {
         (Some(current), None, Some(auth)) => {
-            check_password(&state, auth.user_id, current.expose()).await?;
+            check_password(&state, addr, auth.user_id, current.expose()).await?;
             let proof = PasswordProof::Session {
                 user_id: auth.user_id,
                 keep: auth.session_id,
@@ -262,12 +268,13 @@ impl Fields for SetRecoveryRequest {
     security(("bearer" = [])), responses((status = 204), (status = 400), (status = 401), (status = 403)))]
 async fn set_recovery(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     auth: Auth,
     JsonBody(req): JsonBody<SetRecoveryRequest>,
 ) -> ApiResult<StatusCode> {
     validate::bytes("current_auth_key", req.current_auth_key.expose(), 32)?;
     let (hash, wrapped) = req.recovery.check("recovery")?;
-    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
+    check_password(&state, addr, auth.user_id, req.current_auth_key.expose()).await?;
     state
         .store
         .set_recovery(auth.user_id, &hash, &wrapped)
@@ -309,7 +316,7 @@ async fn recover(
     let email = validate::email("email", &req.email)?;
     let key = validate::bytes("recovery_auth_key", req.recovery_auth_key.expose(), 32)?;
     state.rate.check(Action::Recover, addr, None)?;
-    state.rate.check_failures(&email)?;
+    state.rate.check_failures(&email, addr)?;
     let presented = validate::sha256(&key);
     let found = state.store.recovery(&email).await?;
     // The same comparison, in the same time, whether or not the account (or its recovery) exists.
@@ -323,7 +330,7 @@ async fn recover(
     };
     let matches = bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_slice(), stored));
     let Some(user_id) = user_id.filter(|_| matches) else {
-        state.rate.failed(&email);
+        state.rate.failed(&email, addr);
         return Err(ApiError::unauthenticated("wrong email or recovery key"));
     };
     let (recovery_token, hash) = new_opaque_token();
@@ -366,6 +373,7 @@ impl Fields for RotateRequest {
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 409)))]
 async fn rotate_keys(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     auth: Auth,
     JsonBody(req): JsonBody<RotateRequest>,
 ) -> ApiResult<StatusCode> {
@@ -373,7 +381,7 @@ async fn rotate_keys(
     let public_key = validate::public_key("public_key", &req.public_key)?;
     let version = validate::key_version("key_version", req.key_version)?;
     let wrapped = validate::wrapped("wrapped_secret_key", &req.wrapped_secret_key)?;
-    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
+    check_password(&state, addr, auth.user_id, req.current_auth_key.expose()).await?;
     if !state
         .store
         .rotate_key(auth.user_id, version, &public_key, &wrapped, now_ms())
@@ -407,10 +415,11 @@ impl Fields for DeleteRequest {
     security(("bearer" = [])), responses((status = 204), (status = 400), (status = 401), (status = 403)))]
 async fn delete_account(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     auth: Auth,
     JsonBody(req): JsonBody<DeleteRequest>,
 ) -> ApiResult<StatusCode> {
-    check_password(&state, auth.user_id, req.current_auth_key.expose()).await?;
+    check_password(&state, addr, auth.user_id, req.current_auth_key.expose()).await?;
     if !state.store.delete_account(auth.user_id, now_ms()).await? {
         return Err(ApiError::unauthenticated("this account no longer exists"));
     }

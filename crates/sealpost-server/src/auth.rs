@@ -132,7 +132,7 @@ async fn login(
         Some(name) => Some(name.to_owned()),
     };
     state.rate.check(Action::Login, addr, None)?;
-    state.rate.check_failures(&email)?;
+    state.rate.check_failures(&email, addr)?;
     let presented = validate::sha256(&auth_key);
     let credentials = state.store.credentials(&email).await?;
     // The same comparison, in the same time, whether or not the account exists.
@@ -142,9 +142,10 @@ async fn login(
     };
     let matches: bool = presented.ct_eq(stored).into();
     let (Some(user_id), Some(credentials)) = (user_id.filter(|_| matches), credentials) else {
-        state.rate.failed(&email);
+        state.rate.failed(&email, addr);
         return Err(ApiError::unauthenticated("wrong email or password"));
     };
+    state.rate.signed_in(&email, addr);
     let keyring = credentials.keyring;
     let now = now_ms();
     let (refresh_token, refresh_hash) = new_opaque_token();

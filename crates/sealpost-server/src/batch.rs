@@ -38,11 +38,11 @@ impl SendBatcher {
     /// handle is dropped. On SQLite the writer stays on the shared runtime: its connection already
     /// runs on a thread of its own (sqlx's), and a thread for the writer too measured slower. The
     /// figures are in docs/PERFORMANCE.md.
-    pub fn spawn(store: Store, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub fn spawn(store: Store, metrics: Arc<Metrics>, max_entries: i64) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         match store.backend() {
             Backend::Sqlite => {
-                tokio::spawn(write(store, queue, metrics));
+                tokio::spawn(write(store, queue, metrics, max_entries));
             }
             Backend::Postgres => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -53,7 +53,7 @@ impl SendBatcher {
                     .spawn(move || {
                         runtime.block_on(async move {
                             let store = store.single_connection();
-                            write(store.clone(), queue, metrics).await;
+                            write(store.clone(), queue, metrics, max_entries).await;
                             store.close().await;
                         })
                     })?;
@@ -78,7 +78,7 @@ impl SendBatcher {
     }
 }
 
-async fn write(store: Store, mut queue: Queue, metrics: Arc<Metrics>) {
+async fn write(store: Store, mut queue: Queue, metrics: Arc<Metrics>, max_entries: i64) {
     let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((message, reply)) = queue.recv().await {
@@ -98,7 +98,7 @@ async fn write(store: Store, mut queue: Queue, metrics: Arc<Metrics>) {
         metrics
             .group_committed_sends
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        match store.send_batch(&messages).await {
+        match store.send_batch(&messages, max_entries).await {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

@@ -70,9 +70,45 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_RATE_PER_EMAIL", default_value_t = 30)]
     pub rate_per_email: u32,
 
-    /// Failed logins (or recoveries) per account per five minutes.
+    /// Failed logins (or recoveries) per account and client network (an IPv4 address or an IPv6
+    /// /64) per five minutes.
     #[arg(long, env = "SEALPOST_FAILED_LOGINS", default_value_t = 10)]
     pub failed_logins: u32,
+
+    /// Failed logins (or recoveries) per account from all networks together per five minutes;
+    /// past it only networks that signed in to the account lately may still try.
+    #[arg(
+        long,
+        env = "SEALPOST_FAILED_LOGINS_PER_ACCOUNT",
+        default_value_t = 100
+    )]
+    pub failed_logins_per_account: u32,
+
+    /// Lookups (`GET /v1/users…`) per account per minute.
+    #[arg(long, env = "SEALPOST_RATE_LOOKUPS", default_value_t = 600)]
+    pub rate_lookups: u32,
+
+    /// Sends per account per minute.
+    #[arg(long, env = "SEALPOST_RATE_SENDS", default_value_t = 3000)]
+    pub rate_sends: u32,
+
+    /// Entries a mailbox may hold; a send beyond it is refused (429, field `to`).
+    #[arg(
+        long,
+        env = "SEALPOST_MAILBOX_MAX_ENTRIES",
+        default_value_t = 1_000_000
+    )]
+    pub mailbox_max_entries: i64,
+
+    /// Keys the rate limiter keeps at most (about 100 bytes each); past it the oldest goes.
+    #[arg(long, env = "SEALPOST_RATE_LIMIT_KEYS", default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub rate_limit_keys: u64,
+
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` names the client; nobody else's
+    /// is believed.
+    #[arg(long, env = "SEALPOST_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
 
     /// TLS certificate chain (PEM): with --tls-key, the server speaks HTTPS and WSS itself.
     /// Without them it speaks plain HTTP, for a TLS-terminating proxy in front (PROTOCOL §7).

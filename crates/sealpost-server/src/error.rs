@@ -39,6 +39,13 @@ pub enum ApiError {
     /// 429 `rate_limited`, with `Retry-After` in seconds.
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// 429 `rate_limited` on a field: this send cannot be taken now (`field` = `to`), without
+    /// saying whether the recipient's mailbox is full or merely busy.
+    #[error("this message cannot be taken now; retry in {retry_after} s")]
+    Busy {
+        field: &'static str,
+        retry_after: u64,
+    },
     /// 503 `overloaded`: shed at once rather than queued.
     #[error("the server is overloaded; retry shortly")]
     Overloaded,
@@ -82,7 +89,7 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::StaleKey { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,7 +106,7 @@ impl ApiError {
             ApiError::StaleKey { .. } => code::STALE_KEY,
             ApiError::TooLarge { .. } => code::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => code::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => code::RATE_LIMITED,
+            ApiError::RateLimited { .. } | ApiError::Busy { .. } => code::RATE_LIMITED,
             ApiError::Overloaded => code::OVERLOADED,
             ApiError::Internal(_) => code::INTERNAL,
         }
@@ -112,6 +119,7 @@ impl ApiError {
             | ApiError::Conflict { field, .. }
             | ApiError::TooLarge { field, .. } => field.as_deref(),
             ApiError::StaleKey { field, .. } => Some(field),
+            ApiError::Busy { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -159,7 +167,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
+        if let ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after, .. } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

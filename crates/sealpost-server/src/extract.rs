@@ -5,8 +5,10 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::net::IpAddr;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -159,19 +161,109 @@ fn oversized_ciphertext(value: &Value, max: usize) -> Option<String> {
     })
 }
 
-/// The client's address, for rate limits (unspecified when the server was not told it).
+/// The client's address, for rate limits: the connection's peer, or, when the peer is a proxy
+/// listed in `--trusted-proxy`, the address its `X-Forwarded-For` (or `Forwarded`) names last
+/// that is not itself a trusted proxy. Nobody else's forwarding headers are believed.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub std::net::IpAddr);
+pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        Ok(ClientAddr(ip))
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(ClientAddr(client_address(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxy,
+        )))
+    }
+}
+
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Every hop the proxies appended, nearest last; the first untrusted one from the right is the
+    // client. A header a client made up can only add entries to the left of what is believed.
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else { continue };
+        hops.extend(text.split(',').filter_map(|h| parse_hop(h.trim())));
+    }
+    if hops.is_empty() {
+        for value in headers.get_all(axum::http::header::FORWARDED) {
+            let Ok(text) = value.to_str() else { continue };
+            hops.extend(text.split(',').filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.eq_ignore_ascii_case("for")
+                        .then(|| parse_hop(value.trim_matches('"')))?
+                })
+            }));
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+/// One hop: an address, with or without a port (`192.0.2.1:80`, `[2001:db8::1]:80`).
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| text.strip_prefix('[')?.split(']').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod client_address_tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_is_believed() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let xff = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7, 10.0.0.9")]);
+        // The rightmost hop that is not a trusted proxy.
+        assert_eq!(
+            client_address(proxy, &xff, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        // From an untrusted peer the header changes nothing.
+        let peer: IpAddr = "203.0.113.1".parse().unwrap();
+        assert_eq!(client_address(peer, &xff, &trusted), peer);
+        assert_eq!(client_address(proxy, &xff, &[]), proxy);
+        // Forwarded, with a port and quotes.
+        let fwd = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
+        )]);
+        assert_eq!(
+            client_address(proxy, &fwd, &trusted),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        // A trusted proxy without the header is the client.
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 }

@@ -17,6 +17,7 @@ use crate::bearer::Auth;
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Fields, JsonBody};
+use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{Cursor, NewMessage, SendRefused};
 use crate::validate::{self, rfc3339};
@@ -106,6 +107,7 @@ async fn send(
         )),
         _ => None,
     };
+    state.rate.check_account(Action::Send, auth.user_id)?;
     let message = NewMessage {
         sender: auth.user_id,
         recipient: to,
@@ -127,6 +129,9 @@ async fn send(
             return Err(ApiError::NotFound { message: "no such recipient".into(), field: Some("to".into()) })
         }
         Err(SendRefused::SenderGone) => return Err(ApiError::unauthenticated("this account no longer exists")),
+        Err(SendRefused::MailboxFull(field)) => {
+            return Err(ApiError::Busy { field, retry_after: 60 })
+        }
         Err(SendRefused::Stale(field)) => {
             return Err(ApiError::StaleKey {
                 message: format!("{field} is not the newest key version: fetch the key again (and show the key change)")

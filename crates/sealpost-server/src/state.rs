@@ -69,8 +69,12 @@ impl AppState {
             rate: Arc::new(RateLimiter::new(&config)),
             metrics: Arc::clone(&metrics),
             hub: Arc::new(Hub::default()),
-            batcher: SendBatcher::spawn(store.clone(), Arc::clone(&metrics))
-                .context("cannot start the send writer")?,
+            batcher: SendBatcher::spawn(
+                store.clone(),
+                Arc::clone(&metrics),
+                config.mailbox_max_entries,
+            )
+            .context("cannot start the send writer")?,
             pages: Arc::new(PageCache::new(config.page_cache_mib << 20)),
             jwt: Arc::new(JwtKey::new(secrets.jwt.to_vec())),
             prelogin_key: Arc::new(PreloginKey::new(secrets.prelogin.to_vec())),

@@ -103,7 +103,18 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
     let auth_timeout = Duration::from_secs(state.config.stream_auth_timeout);
     let (auth, after) = match timeout(auth_timeout, incoming.next()).await {
         Err(_) => return close_now(&mut sink, close::AUTH_TIMEOUT, "no auth frame in time").await,
-        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(None) => return,
+        Ok(Some(Err(e))) => {
+            if too_large(&e) {
+                close_now(
+                    &mut sink,
+                    close::MESSAGE_TOO_BIG,
+                    "frames from the client are at most 16 KiB",
+                )
+                .await;
+            }
+            return;
+        }
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AuthFrame>(&text) {
             Ok(f) if f.r#type == "auth" && f.after >= 0 => {
                 match crate::bearer::authenticate(&state, &f.access_token).await {

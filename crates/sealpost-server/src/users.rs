@@ -11,6 +11,7 @@ use sealpost_crypto::b64;
 
 use crate::bearer::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{PublicUser, UserRef};
 use crate::validate;
@@ -62,9 +63,10 @@ pub struct EmailQuery {
     responses((status = 200, body = UserWire), (status = 400), (status = 401), (status = 404)))]
 async fn by_email(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Query(q): Query<EmailQuery>,
 ) -> ApiResult<Json<UserWire>> {
+    state.rate.check_account(Action::Lookup, auth.user_id)?;
     let email = q
         .email
         .ok_or_else(|| ApiError::invalid("email", "give ?email="))?;
@@ -82,9 +84,10 @@ async fn by_email(
     params(("user_id" = Uuid, Path)), responses((status = 200, body = UserWire), (status = 401), (status = 404)))]
 async fn by_id(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<UserWire>> {
+    state.rate.check_account(Action::Lookup, auth.user_id)?;
     let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
     let user = state
         .store
@@ -100,9 +103,10 @@ async fn by_id(
     responses((status = 200, body = UserWire), (status = 401), (status = 404)))]
 async fn key_version(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Path((user_id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<UserWire>> {
+    state.rate.check_account(Action::Lookup, auth.user_id)?;
     let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
     let version: i64 = version
         .parse()
@@ -138,9 +142,10 @@ pub struct KeyListWire {
     responses((status = 200, body = KeyListWire), (status = 401), (status = 404)))]
 async fn key_list(
     State(state): State<AppState>,
-    _auth: Auth,
+    auth: Auth,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<KeyListWire>> {
+    state.rate.check_account(Action::Lookup, auth.user_id)?;
     let id = validate::uuid("user_id", &user_id).map_err(|_| no_such_user())?;
     let list = state.store.key_list(id).await?.ok_or_else(no_such_user)?;
     Ok(Json(KeyListWire {

@@ -113,7 +113,7 @@ const FORGET_USER: &str = "UPDATE users SET email = NULL, kdf_salt = NULL, kdf_o
 const DELETE_ACCOUNT_DATA: [&str; 6] = [
     "UPDATE user_keys SET wrapped_secret_key = NULL WHERE user_id = $1",
     "DELETE FROM messages WHERE mailbox = $1",
-    super::mailbox::BUMP_MAILBOX_REV,
+    super::mailbox::EMPTIED,
     "DELETE FROM recovery_tokens WHERE user_id = $1",
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
     "DELETE FROM sessions WHERE user_id = $1",

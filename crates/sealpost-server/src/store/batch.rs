@@ -14,11 +14,11 @@ use super::{Db, Store};
 use crate::hub::notification;
 
 /// The accounts of a batch, locked in id order, so that two nodes' batches never deadlock.
-const LOCK_ACCOUNTS_PG: &str = "SELECT id, key_version, last_seq FROM users \
+const LOCK_ACCOUNTS_PG: &str = "SELECT id, key_version, last_seq, entries FROM users \
      WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE";
 
 impl Store {
-    /// Group commit: stores many sends (each with the next `seq` of its mailboxes, and its sender
+    /// Group commit (a mailbox holds at most `max_entries`): stores many sends (each with the next `seq` of its mailboxes, and its sender
     /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
     /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
     ///
@@ -29,6 +29,7 @@ impl Store {
     pub async fn send_batch(
         &self,
         batch: &[NewMessage],
+        max_entries: i64,
     ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
         let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
         involved.sort();
@@ -40,7 +41,7 @@ impl Store {
                     .bind(&involved)
                     .fetch_all(&mut *tx)
                     .await?;
-                let plan = plan_batch(batch, &accounts);
+                let plan = plan_batch(batch, &accounts, max_entries);
                 if !plan.rows.is_empty() {
                     write_batch_pg(&mut tx, &plan).await?;
                 }
@@ -52,7 +53,7 @@ impl Store {
                 // IMMEDIATE: the write lock first, so that the read below cannot go stale.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let accounts = read_accounts_sqlite(&mut tx, &involved).await?;
-                let plan = plan_batch(batch, &accounts);
+                let plan = plan_batch(batch, &accounts, max_entries);
                 if !plan.rows.is_empty() {
                     write_batch_sqlite(&mut tx, &plan).await?;
                 }
@@ -69,6 +70,8 @@ struct AccountState {
     id: Uuid,
     key_version: i64,
     last_seq: i64,
+    /// Entries its mailbox holds.
+    entries: i64,
 }
 
 /// What a batch of sends writes, worked out from its accounts' rows, which the transaction holds
@@ -78,28 +81,28 @@ struct BatchPlan {
     results: Vec<Result<Entry, SendRefused>>,
     /// The entries to insert (each send's, and its sender copy).
     rows: EntryColumns,
-    /// The mailboxes whose last seq moved, with the new value.
-    bumped: Vec<(Uuid, i64)>,
+    /// The mailboxes whose last seq moved, with the new last seq and entry count.
+    bumped: Vec<(Uuid, i64, i64)>,
 }
 
 /// Checks each send against its accounts as the sends before it in the batch left them, and
 /// numbers its entries with the next seqs of their mailboxes. No I/O: both backends share it.
-fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
-    // id -> (newest key version, last seq assigned)
-    let mut state: HashMap<Uuid, (i64, i64)> = accounts
+fn plan_batch(batch: &[NewMessage], accounts: &[AccountState], max_entries: i64) -> BatchPlan {
+    // id -> (newest key version, last seq assigned, entries held)
+    let mut state: HashMap<Uuid, (i64, i64, i64)> = accounts
         .iter()
-        .map(|a| (a.id, (a.key_version, a.last_seq)))
+        .map(|a| (a.id, (a.key_version, a.last_seq, a.entries)))
         .collect();
     let mut rows = EntryColumns::default();
     let mut results = Vec::with_capacity(batch.len());
     for m in batch {
-        let (Some(&(recipient_version, _)), sender) =
+        let (Some(&(recipient_version, _, recipient_entries)), sender) =
             (state.get(&m.recipient), state.get(&m.sender))
         else {
             results.push(Err(SendRefused::UnknownRecipient));
             continue;
         };
-        let Some(&(sender_version, _)) = sender else {
+        let Some(&(sender_version, _, sender_entries)) = sender else {
             results.push(Err(SendRefused::SenderGone));
             continue;
         };
@@ -120,9 +123,19 @@ fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
             results.push(Err(SendRefused::Stale(field)));
             continue;
         }
+        let with_copy = m.sender_copy.is_some() && m.sender != m.recipient;
+        if recipient_entries >= max_entries {
+            results.push(Err(SendRefused::MailboxFull("to")));
+            continue;
+        }
+        if with_copy && sender_entries >= max_entries {
+            results.push(Err(SendRefused::MailboxFull("sender_copy")));
+            continue;
+        }
         let mut next_seq = |mailbox: Uuid| {
-            let account = state.entry(mailbox).or_insert((0, 0));
+            let account = state.entry(mailbox).or_insert((0, 0, 0));
             account.1 += 1;
+            account.2 += 1;
             account.1
         };
         let entry = Entry {
@@ -156,8 +169,8 @@ fn plan_batch(batch: &[NewMessage], accounts: &[AccountState]) -> BatchPlan {
     let bumped = accounts
         .iter()
         .filter_map(|a| {
-            let last = state.get(&a.id).map_or(a.last_seq, |s| s.1);
-            (last != a.last_seq).then_some((a.id, last))
+            let (_, last, entries) = state.get(&a.id).copied().unwrap_or_default();
+            (last != a.last_seq).then_some((a.id, last, entries))
         })
         .collect();
     BatchPlan {
@@ -205,8 +218,9 @@ impl EntryColumns {
 
 /// A batch's writes on PostgreSQL in one statement, one round trip: the seqs, the entries (one
 /// UNNEST insert) and the notifications (sent at commit).
-const WRITE_BATCH_PG: &str = "WITH bump AS (UPDATE users SET last_seq = v.last \
-     FROM UNNEST($1::uuid[], $2::int8[]) AS v(id, last) WHERE users.id = v.id), \
+const WRITE_BATCH_PG: &str = "WITH bump AS (UPDATE users SET last_seq = v.last, \
+     entries = v.entries FROM UNNEST($1::uuid[], $2::int8[], $14::int8[]) AS v(id, last, entries) \
+     WHERE users.id = v.id), \
      ins AS (INSERT INTO messages (id, mailbox, seq, sender, recipient, ciphertext, key_version, \
      sender_key_version, created_at) SELECT * FROM UNNEST($3::uuid[], $4::uuid[], $5::int8[], \
      $6::uuid[], $7::uuid[], $8::bytea[], $9::int8[], $10::int8[], $11::int8[])) \
@@ -216,7 +230,9 @@ async fn write_batch_pg(
     tx: &mut Transaction<'_, Postgres>,
     plan: &BatchPlan,
 ) -> Result<(), sqlx::Error> {
-    let (ids, last): (Vec<Uuid>, Vec<i64>) = plan.bumped.iter().copied().unzip();
+    let ids: Vec<Uuid> = plan.bumped.iter().map(|b| b.0).collect();
+    let last: Vec<i64> = plan.bumped.iter().map(|b| b.1).collect();
+    let entries: Vec<i64> = plan.bumped.iter().map(|b| b.2).collect();
     let notes: Vec<String> = ids.iter().map(|id| notification::stored(*id)).collect();
     let rows = &plan.rows;
     sqlx::query(WRITE_BATCH_PG)
@@ -233,6 +249,7 @@ async fn write_batch_pg(
         .bind(&rows.created_at)
         .bind(super::notify::CHANNEL)
         .bind(&notes)
+        .bind(&entries)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -259,10 +276,10 @@ async fn write_batch_sqlite(
 ) -> Result<(), sqlx::Error> {
     let sql = BUMP_SEQS_SQLITE.get(plan.bumped.len());
     let mut update = sqlx::query(&sql);
-    for (id, last) in &plan.bumped {
-        update = update.bind(id).bind(last);
+    for (id, last, entries) in &plan.bumped {
+        update = update.bind(id).bind(last).bind(entries);
     }
-    for (id, _) in &plan.bumped {
+    for (id, _, _) in &plan.bumped {
         update = update.bind(id);
     }
     update.execute(&mut **tx).await?;
@@ -313,19 +330,24 @@ impl Shaped {
 
 static SELECT_ACCOUNTS_SQLITE: Shaped = Shaped::new(|n| {
     format!(
-        "SELECT id, key_version, last_seq FROM users WHERE deleted_at IS NULL AND id IN ({})",
+        "SELECT id, key_version, last_seq, entries FROM users WHERE deleted_at IS NULL AND id IN ({})",
         placeholders(1, n)
     )
 });
 
 static BUMP_SEQS_SQLITE: Shaped = Shaped::new(|n| {
-    let cases: Vec<String> = (0..n)
-        .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
-        .collect();
+    // (id, last seq, entries) per mailbox: $1 $2 $3, $4 $5 $6, …
+    let case = |value: usize| {
+        (0..n)
+            .map(|i| format!("WHEN ${} THEN ${}", 3 * i + 1, 3 * i + 1 + value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     format!(
-        "UPDATE users SET last_seq = CASE id {} END WHERE id IN ({})",
-        cases.join(" "),
-        placeholders(2 * n + 1, n)
+        "UPDATE users SET last_seq = CASE id {} END, entries = CASE id {} END WHERE id IN ({})",
+        case(1),
+        case(2),
+        placeholders(3 * n + 1, n)
     )
 });
 
@@ -369,6 +391,7 @@ mod tests {
             id: Uuid::from_u128(id),
             key_version,
             last_seq,
+            entries: last_seq,
         }
     }
 
@@ -385,7 +408,7 @@ mod tests {
             send(1, 4, 2, false), // 4 gets 41
             send(2, 2, 1, true),  // a note to self: one entry, 23
         ];
-        let plan = plan_batch(&batch, &accounts);
+        let plan = plan_batch(&batch, &accounts, i64::MAX);
         let seqs: Vec<_> = plan
             .results
             .iter()
@@ -393,7 +416,9 @@ mod tests {
                 Ok(e) => Ok(e.seq),
                 Err(SendRefused::UnknownRecipient) => Err("unknown"),
                 Err(SendRefused::SenderGone) => Err("gone"),
-                Err(SendRefused::Stale(field)) => Err(*field),
+                Err(SendRefused::Stale(field)) | Err(SendRefused::MailboxFull(field)) => {
+                    Err(*field)
+                }
             })
             .collect();
         assert_eq!(
@@ -421,9 +446,30 @@ mod tests {
         let bumped: Vec<_> = plan
             .bumped
             .iter()
-            .map(|(id, s)| (id.as_u128(), *s))
+            .map(|(id, s, n)| (id.as_u128(), *s, *n))
             .collect();
-        assert_eq!(bumped, [(1, 11), (2, 23), (4, 41)]);
+        assert_eq!(bumped, [(1, 11, 11), (2, 23, 23), (4, 41, 41)]);
+    }
+
+    #[test]
+    fn a_full_mailbox_takes_nothing_more() {
+        // 2's mailbox holds 20 entries, the most allowed; 1's holds 10.
+        let accounts = [account(1, 1, 10), account(2, 1, 20)];
+        let plan = plan_batch(&[send(1, 2, 1, false), send(2, 1, 1, true)], &accounts, 20);
+        assert!(matches!(
+            plan.results[0],
+            Err(SendRefused::MailboxFull("to"))
+        ));
+        // 2 writes to 1 with a copy for itself: 1 has room, 2's own mailbox does not.
+        assert!(matches!(
+            plan.results[1],
+            Err(SendRefused::MailboxFull("sender_copy"))
+        ));
+        assert!(plan.rows.is_empty());
+        let eleven: Vec<_> = (0..11).map(|_| send(2, 1, 1, false)).collect();
+        let plan = plan_batch(&eleven, &accounts, 20);
+        let taken = plan.results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(taken, 10, "1 had room for 10 more");
     }
 
     #[test]
@@ -434,7 +480,7 @@ mod tests {
         assert!(a.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
         assert_eq!(
             BUMP_SEQS_SQLITE.get(1),
-            "UPDATE users SET last_seq = CASE id WHEN $1 THEN $2 END WHERE id IN ($3)"
+            "UPDATE users SET last_seq = CASE id WHEN $1 THEN $2 END, entries = CASE id WHEN $1 THEN $3 END WHERE id IN ($4)"
         );
     }
 }

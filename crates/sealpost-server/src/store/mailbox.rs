@@ -64,6 +64,9 @@ pub enum SendRefused {
     SenderGone,
     /// A key version that is not the newest, by the field that named it.
     Stale(&'static str),
+    /// The mailbox (of `to`, or the sender's own for its `sender_copy`) holds as many entries as
+    /// it may.
+    MailboxFull(&'static str),
 }
 
 /// Which way a page goes.
@@ -95,8 +98,11 @@ const SELECT_VERSION: &str =
     "SELECT last_seq, mailbox_rev FROM users WHERE id = $1 AND deleted_at IS NULL";
 const DELETE_ENTRY: &str = "DELETE FROM messages WHERE id = $1 AND mailbox = $2";
 /// Every deletion from a mailbox raises its version, in the deletion's transaction.
-pub(super) const BUMP_MAILBOX_REV: &str =
-    "UPDATE users SET mailbox_rev = mailbox_rev + 1 WHERE id = $1";
+const DELETED_ONE: &str =
+    "UPDATE users SET mailbox_rev = mailbox_rev + 1, entries = entries - 1 WHERE id = $1";
+/// Emptying a mailbox (deleting its account) raises its version too.
+pub(super) const EMPTIED: &str =
+    "UPDATE users SET mailbox_rev = mailbox_rev + 1, entries = 0 WHERE id = $1";
 
 #[derive(sqlx::FromRow)]
 struct VersionRow {
@@ -151,7 +157,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if n > 0 {
-                sqlx::query(BUMP_MAILBOX_REV).bind(mailbox).execute(&mut *tx).await?;
+                sqlx::query(DELETED_ONE).bind(mailbox).execute(&mut *tx).await?;
                 tx.commit().await?;
             }
             Ok(n > 0)

@@ -13,6 +13,7 @@ mod auth;
 mod concurrency;
 mod connections;
 mod lifecycle;
+mod limits;
 mod messages;
 mod migrations;
 mod ops;

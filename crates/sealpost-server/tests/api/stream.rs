@@ -341,6 +341,12 @@ both!(
             .await
             .unwrap();
         assert_eq!(hear(&mut ws).await, Heard::Closed(Some(1009)));
+        // Also as the first frame, before any auth.
+        let mut ws = app.ws().await;
+        ws.send(Message::Text("x".repeat(20_000).into()))
+            .await
+            .unwrap();
+        assert_eq!(hear(&mut ws).await, Heard::Closed(Some(1009)));
         // A frame at the limit is fine (and, not being an auth frame, ignored).
         let mut ws = app.stream(alice.api.token().unwrap(), 0).await;
         ws.send(Message::Text("x".repeat(16 * 1024).into()))
