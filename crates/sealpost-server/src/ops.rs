@@ -22,10 +22,24 @@ pub struct Status {
     status: &'static str,
 }
 
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
-async fn healthz() -> Json<Status> {
-    Json(Status { status: "ok" })
+/// The protocol version this server implements in full (PROTOCOL.md §4).
+pub const PROTOCOL: &str = "1.1";
+
+/// What `/healthz` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+    /// The protocol version implemented in full; a server without it speaks 1.0.
+    protocol: &'static str,
+}
+
+/// Liveness: the process answers, and says which protocol it speaks.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        protocol: PROTOCOL,
+    })
 }
 
 /// Readiness: the database answers. A database that does not is `unavailable` (503), which an

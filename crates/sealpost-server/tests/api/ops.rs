@@ -9,6 +9,14 @@ use crate::helpers::*;
 both!(health_metrics_and_openapi, |app: TestApp| async move {
     let api = app.api();
     api.healthz().await.unwrap();
+    let health = api
+        .raw(Method::GET, "/healthz", RawBody::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        health.json,
+        serde_json::json!({"status": "ok", "protocol": "1.1"})
+    );
     api.readyz().await.unwrap();
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
