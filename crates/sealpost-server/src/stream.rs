@@ -75,8 +75,11 @@ async fn stream(
 ) -> Response {
     match ws {
         Ok(ws) => ws
-            .max_message_size(16 * 1024)
-            .max_frame_size(16 * 1024)
+            // Frames up to READ_LIMIT are read whole (so that the close frame is not lost to a
+            // reset while the client is still sending) and refused past CLIENT_FRAME_LIMIT with
+            // 1009; anything larger fails the read.
+            .max_message_size(READ_LIMIT)
+            .max_frame_size(READ_LIMIT)
             // Clients send one auth frame and pongs: tungstenite's default 128 KiB read buffer,
             // allocated up front, was nearly all of an idle stream's memory.
             .read_buffer_size(4 * 1024)
@@ -114,6 +117,14 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
                 .await;
             }
             return;
+        }
+        Ok(Some(Ok(frame))) if oversized(&frame) => {
+            return close_now(
+                &mut sink,
+                close::MESSAGE_TOO_BIG,
+                "frames from the client are at most 16 KiB",
+            )
+            .await
         }
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AuthFrame>(&text) {
             Ok(f) if f.r#type == "auth" && f.after >= 0 => {
@@ -187,6 +198,20 @@ async fn reauthenticate(state: &AppState, current: &Auth, frame: &AuthFrame) -> 
         .ok()?;
     (fresh.session_id == current.session_id && fresh.user_id == current.user_id)
         .then(|| deadline(fresh.valid_until))
+}
+
+/// Frames from clients are at most this long (PROTOCOL 1.1 §4.2).
+const CLIENT_FRAME_LIMIT: usize = 16 * 1024;
+/// Frames are read whole up to this, to be refused politely.
+const READ_LIMIT: usize = 64 * 1024;
+
+/// Whether a frame from the client is over the limit.
+fn oversized(frame: &Message) -> bool {
+    match frame {
+        Message::Text(t) => t.len() > CLIENT_FRAME_LIMIT,
+        Message::Binary(b) => b.len() > CLIENT_FRAME_LIMIT,
+        _ => false,
+    }
 }
 
 /// Whether a read failed because the client sent a frame over the limit.
@@ -349,6 +374,9 @@ async fn deliver(
             frame = incoming.next() => match frame {
                 None | Some(Ok(Message::Close(_))) => return None,
                 Some(Err(e)) => return too_large(&e).then_some((close::MESSAGE_TOO_BIG, "frames from the client are at most 16 KiB")),
+                Some(Ok(frame)) if oversized(&frame) => {
+                    return Some((close::MESSAGE_TOO_BIG, "frames from the client are at most 16 KiB"));
+                }
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
                     // A fresh token for the same session keeps the stream alive (§4.2).
