@@ -125,6 +125,12 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
+    /// Seconds a client has to send a request's body once its header has arrived; slower ones
+    /// are cut off.
+    #[arg(long, env = "SEALPOST_BODY_TIMEOUT", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+
     /// Connections open at once, WebSocket streams included; past it a new connection is answered
     /// 503 `overloaded` and closed.
     #[arg(long, env = "SEALPOST_MAX_CONNECTIONS", default_value_t = 10_000,

@@ -44,8 +44,17 @@ where
             return Err(ApiError::UnsupportedMediaType);
         }
         let limit = state.limits.max_body;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
+        // A body that trickles in is cut off at the deadline (PROTOCOL §7), so a slow client
+        // cannot hold a request slot for long.
+        let deadline = std::time::Duration::from_secs(state.config.body_timeout);
+        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit))
             .await
+            .map_err(|_| {
+                ApiError::invalid_body(format!(
+                    "the body did not arrive within {} s",
+                    deadline.as_secs()
+                ))
+            })?
             .map_err(|_| ApiError::TooLarge {
                 message: format!("the request body is larger than {limit} bytes").into(),
                 field: None,

@@ -129,3 +129,26 @@ async fn connections_past_the_cap_get_503_and_streams_count() {
     drop(idle_b);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_cut_off_at_the_deadline() {
+    let mut args = test_args();
+    args.body_timeout = 1;
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(
+        b"POST /v1/auth/prelogin HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"em",
+    )
+    .await
+    .unwrap();
+    // The rest never comes: the server answers 400 at its deadline (within 10 s here).
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("an answer before the bound")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("did not arrive"), "{text}");
+    app.stop().await;
+}
