@@ -150,6 +150,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_PAGE_CACHE_MIB", default_value_t = 16)]
     pub page_cache_mib: usize,
 
+    /// Streams one account may have open on this node; one more is closed with 1013.
+    #[arg(long, env = "SEALPOST_MAX_STREAMS_PER_ACCOUNT", default_value_t = 16,
+        value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams_per_account: u64,
+
+    /// Serve `/metrics` on this address of its own instead of the API's, so that it need not face
+    /// the internet (the API's `/metrics` then answers 404).
+    #[arg(long, env = "SEALPOST_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Seconds a new stream has to send its `auth` frame.
     #[arg(long, env = "SEALPOST_STREAM_AUTH_TIMEOUT", default_value_t = 10)]
     pub stream_auth_timeout: u64,

@@ -64,6 +64,15 @@ impl Default for Hub {
     }
 }
 
+/// Why a stream could not subscribe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSubscription {
+    /// The server is stopping.
+    Stopping,
+    /// The mailbox has as many streams on this node as it may.
+    TooMany,
+}
+
 /// A stream's interest in one mailbox; unregisters itself when dropped.
 #[derive(Debug)]
 pub struct Subscription {
@@ -88,18 +97,23 @@ impl Drop for Subscription {
 
 impl Hub {
     /// Subscribes to a mailbox (before reading its backlog, so that nothing stored meanwhile is
-    /// missed). `None` once the server is stopping.
-    pub fn subscribe(self: &Arc<Self>, mailbox: Uuid) -> Option<Subscription> {
+    /// missed), if it has fewer than `max` streams on this node and the server is not stopping.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        mailbox: Uuid,
+        max: usize,
+    ) -> Result<Subscription, NoSubscription> {
         if self.stopping.load(Ordering::SeqCst) {
-            return None;
+            return Err(NoSubscription::Stopping);
         }
         let control = self.control.subscribe();
         let mut boxes = lock(&self.mailboxes);
-        let wake = boxes
-            .entry(mailbox)
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe();
-        Some(Subscription {
+        let sender = boxes.entry(mailbox).or_insert_with(|| watch::channel(0).0);
+        if sender.receiver_count() >= max {
+            return Err(NoSubscription::TooMany);
+        }
+        let wake = sender.subscribe();
+        Ok(Subscription {
             mailbox,
             wake,
             control,

@@ -174,6 +174,8 @@ async fn observe(
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// `--metrics-listen`'s own listener, when given.
+    metrics: Option<TcpListener>,
     connections: listen::Connections,
     state: AppState,
 }
@@ -198,12 +200,21 @@ impl Server {
             slots: Arc::new(Semaphore::new(args.max_connections as usize)),
             max: args.max_connections,
         };
+        let metrics = match args.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {address} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
         let state = AppState::with_store(args, store).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         Ok(Server {
             listener,
+            metrics,
             connections,
             state,
         })
@@ -217,6 +228,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address `/metrics` is served on when `--metrics-listen` is given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// What its handlers share (the store, the configuration, the hub).
@@ -233,9 +249,17 @@ impl Server {
     ) -> std::io::Result<()> {
         let Server {
             listener,
+            metrics,
             connections,
             state,
         } = self;
+        // Metrics on their own address end with the process; they hold no request of a client.
+        let metrics = metrics.map(|listener| {
+            let router = ops::metrics_only(state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            })
+        });
         let hub = Arc::clone(&state.hub);
         let store = state.store.clone();
         let feed = tokio::spawn({
@@ -250,12 +274,16 @@ impl Server {
         .await;
         feed.abort();
         let _ = feed.await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         result
     }
 
     /// Runs on a task of the current runtime; the handle stops it.
     pub fn spawn(self) -> std::io::Result<RunningServer> {
         let addr = self.local_addr()?;
+        let metrics_addr = self.metrics_addr();
         let state = self.state.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.run(async move {
@@ -263,6 +291,7 @@ impl Server {
         }));
         Ok(RunningServer {
             addr,
+            metrics_addr,
             state,
             stop: std::sync::Mutex::new(Some(stop)),
             task: std::sync::Mutex::new(Some(task)),
@@ -274,6 +303,7 @@ impl Server {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
@@ -282,6 +312,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, when `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn state(&self) -> &AppState {

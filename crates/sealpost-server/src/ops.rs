@@ -2,12 +2,13 @@
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,7 +64,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> Response {
+    if state.config.metrics_listen.is_some() {
+        return ApiError::not_found("metrics are served on --metrics-listen").into_response();
+    }
+    render_metrics(State(state)).await.into_response()
+}
+
+/// The router of `--metrics-listen`: `/metrics` alone.
+pub fn metrics_only(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .with_state(state)
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(
         state.store.backend().name(),
         state.store.pool_usage(),

@@ -29,7 +29,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::bearer::Auth;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::hub::{Control, Subscription};
+use crate::hub::{Control, NoSubscription, Subscription};
 use crate::listen::ConnectionSlot;
 use crate::state::AppState;
 use crate::store::Cursor;
@@ -44,6 +44,8 @@ mod close {
     pub use sealpost_proto::close::*;
     /// The peer stopped answering pings (1011: the server ends the connection).
     pub const PEER_GONE: u16 = 1011;
+    /// The account has as many streams open on this node as it may (1013: try again later).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Entries read from the store at once.
@@ -159,8 +161,22 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
         }
     };
     // Subscribe before reading anything, so that an entry stored from now on wakes us.
-    let Some(sub) = state.hub.subscribe(auth.user_id) else {
-        return close_now(&mut sink, close::GOING_AWAY, "the server is shutting down").await;
+    let sub = match state
+        .hub
+        .subscribe(auth.user_id, state.config.max_streams_per_account as usize)
+    {
+        Ok(sub) => sub,
+        Err(NoSubscription::Stopping) => {
+            return close_now(&mut sink, close::GOING_AWAY, "the server is shutting down").await
+        }
+        Err(NoSubscription::TooMany) => {
+            return close_now(
+                &mut sink,
+                close::TRY_AGAIN_LATER,
+                "too many streams for this account",
+            )
+            .await
+        }
     };
     let ready = serde_json::to_string(&ServerFrame::Ready { after }).unwrap_or_default();
     if sink.send(Message::Text(ready.into())).await.is_err() {

@@ -183,6 +183,11 @@ impl TestApp {
         Api::new(&self.base)
     }
 
+    /// Where `/metrics` is served, when the server was given `metrics_listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.inner.server.metrics_addr()
+    }
+
     pub fn db_path(&self) -> Option<&std::path::Path> {
         self.inner.db_path.as_deref()
     }

@@ -152,3 +152,63 @@ async fn a_body_that_trickles_in_is_cut_off_at_the_deadline() {
     assert!(text.contains("did not arrive"), "{text}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_move_to_an_address_of_their_own() {
+    let mut args = test_args();
+    args.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    let api_side = get(TcpStream::connect(app.addr).await.unwrap(), "/metrics").await;
+    assert!(api_side.starts_with("HTTP/1.1 404"), "{api_side}");
+    let own = app.metrics_addr().expect("a metrics address");
+    let metrics = get(TcpStream::connect(own).await.unwrap(), "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("sealpost_http_requests_total"),
+        "{metrics}"
+    );
+    // The metrics address serves nothing else.
+    let other = get(TcpStream::connect(own).await.unwrap(), "/healthz").await;
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_has_at_most_its_streams() {
+    let mut args = test_args();
+    args.max_streams_per_account = 2;
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let token = alice.api.token().unwrap();
+    let first = app.stream(token, 0).await;
+    let _second = app.stream(token, 0).await;
+    // The third is closed 1013 (try again later), right after its auth frame.
+    let mut third = app.ws().await;
+    let auth = serde_json::json!({"type": "auth", "access_token": token.expose(), "after": 0});
+    third
+        .send(Message::Text(auth.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(hear(&mut third).await, Heard::Closed(Some(1013)));
+    // Bob's are his own.
+    let _bob = app.stream(bob.api.token().unwrap(), 0).await;
+    // When one of Alice's closes, she may open another (the server notices the close promptly).
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = app.ws().await;
+        again
+            .send(Message::Text(auth.to_string().into()))
+            .await
+            .unwrap();
+        match hear(&mut again).await {
+            Heard::Ready(0) => break,
+            Heard::Closed(Some(1013)) if tokio::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await
+            }
+            other => panic!("expected a stream once a slot was free, heard {other:?}"),
+        }
+    }
+    app.stop().await;
+}
