@@ -1,0 +1,7 @@
+//! Proofs against the real binary (issue 13, point 8), each on SQLite and on PostgreSQL (when
+//! `SEALPOST_TEST_POSTGRES` is set): acknowledged sends survive SIGKILL (`crash`). Each prints
+//! one `PROOF` line of numbers (run with `--nocapture` to read them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod support;
