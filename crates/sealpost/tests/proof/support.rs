@@ -62,6 +62,11 @@ impl Db {
         }
     }
 
+    /// The SQLite file (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        (self.store == Store::Sqlite).then(|| self.dir.path().join("proof.db"))
+    }
+
     fn secrets_file(&self) -> PathBuf {
         self.dir.path().join("server.secrets")
     }
