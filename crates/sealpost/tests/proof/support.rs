@@ -171,6 +171,18 @@ impl Node {
             "the server was not killed by SIGKILL: {status}"
         );
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A process's resident set size, from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// An account with well-formed (server-checked) key material, registered and signed in through
@@ -239,4 +251,13 @@ pub fn assert_gap_free(entries: &[Message], whose: &str) {
             "{whose}'s mailbox has a hole or a repeat at position {i}"
         );
     }
+}
+
+/// The `q`-quantile of sorted durations.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
 }
