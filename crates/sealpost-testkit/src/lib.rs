@@ -267,6 +267,29 @@ pub fn secret(n: usize) -> SecretBytes {
     SecretBytes::new(random(n))
 }
 
+/// Registers and signs in an account with made-up (but well-formed) key material through `api`
+/// (a clone of it, so that it shares the connection pool); answers its id and a signed-in client.
+pub async fn sign_up(api: &Api, name: &str) -> (Uuid, Api) {
+    let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
+    let auth_key = random(32);
+    let mut api = api.clone();
+    api.set_token(None);
+    let reg = api
+        .register(&register_request(&email, &auth_key))
+        .await
+        .expect("register");
+    let login = api
+        .login(&LoginRequest {
+            email,
+            auth_key: auth_key.into(),
+            device_name: None,
+        })
+        .await
+        .expect("login");
+    api.set_token(Some(login.access_token));
+    (reg.user_id, api)
+}
+
 /// A fresh random 32-byte server secret.
 pub fn hex_secret() -> sealpost_server::config::HexSecret {
     let hex: String = random(32).iter().map(|b| format!("{b:02x}")).collect();

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use sealpost_client::api::{Api, LoginRequest, SendRequest};
-use sealpost_testkit::{random, register_request, PgDatabase};
+use sealpost_client::api::{Api, SendRequest};
+use sealpost_testkit::{random, PgDatabase};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
@@ -80,24 +80,7 @@ async fn start_node(database: &str, secrets: &std::path::Path) -> Node {
 
 /// Registers and signs in an account with well-formed (server-checked) key material.
 async fn account(node: &Node, name: &str) -> (Uuid, Api) {
-    let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
-    let auth_key = random(32);
-    let api = Api::new(&node.base);
-    let reg = api
-        .register(&register_request(&email, &auth_key))
-        .await
-        .unwrap();
-    let login = api
-        .login(&LoginRequest {
-            email,
-            auth_key: auth_key.into(),
-            device_name: None,
-        })
-        .await
-        .unwrap();
-    let mut api = api;
-    api.set_token(Some(login.access_token));
-    (reg.user_id, api)
+    sealpost_testkit::sign_up(&Api::new(&node.base), name).await
 }
 
 type Ws =

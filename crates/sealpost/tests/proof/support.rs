@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sealpost_client::api::{Api, LoginRequest, Message, Page};
-use sealpost_testkit::{random, register_request, PgDatabase};
+use sealpost_client::api::{Api, Message, Page};
+use sealpost_testkit::PgDatabase;
 use uuid::Uuid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sealpost");
@@ -199,27 +199,8 @@ pub async fn account(base: &str, name: &str) -> Account {
 
 /// An account whose client shares `http`'s connection pool (its clones share it).
 pub async fn account_via(http: &Api, name: &str) -> Account {
-    let email = format!("{name}-{}@example.test", Uuid::new_v4().simple());
-    let auth_key = random(32);
-    let mut api = http.clone();
-    api.set_token(None);
-    let reg = api
-        .register(&register_request(&email, &auth_key))
-        .await
-        .unwrap();
-    let login = api
-        .login(&LoginRequest {
-            email,
-            auth_key: auth_key.into(),
-            device_name: None,
-        })
-        .await
-        .unwrap();
-    api.set_token(Some(login.access_token));
-    Account {
-        id: reg.user_id,
-        api,
-    }
+    let (id, api) = sealpost_testkit::sign_up(http, name).await;
+    Account { id, api }
 }
 
 /// Every entry of the mailbox, oldest first.
