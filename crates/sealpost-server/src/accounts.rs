@@ -353,6 +353,7 @@ pub struct RotateRequest {
     /// The new X25519 public key.
     public_key: String,
     /// The newest version + 1.
+    #[serde(deserialize_with = "validate::integer")]
     key_version: i64,
     /// The new secret key, wrapped under the account key.
     wrapped_secret_key: String,

@@ -121,15 +121,17 @@ async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let email = validate::email("email", &req.email)?;
     let auth_key = validate::bytes("auth_key", req.auth_key.expose(), 32)?;
-    let device_name = match req.device_name.as_deref().map(str::trim) {
+    // Counted as sent (before trimming), so that the limit is the one the OpenAPI document gives.
+    let device_name = match req.device_name.as_deref() {
         Some(name) if name.chars().count() > 100 => {
             return Err(ApiError::invalid(
                 "device_name",
                 "device_name is at most 100 characters",
             ))
         }
-        Some("") | None => None,
-        Some(name) => Some(name.to_owned()),
+        Some(name) if name.trim().is_empty() => None,
+        Some(name) => Some(name.trim().to_owned()),
+        None => None,
     };
     state.rate.check(Action::Login, addr, None)?;
     state.rate.check_failures(&email, addr)?;

@@ -43,28 +43,82 @@ where
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let limit = state.limits.max_body;
-        // A body that trickles in is cut off at the deadline (PROTOCOL §7), so a slow client
-        // cannot hold a request slot for long.
-        let deadline = std::time::Duration::from_secs(state.config.body_timeout);
-        let bytes = tokio::time::timeout(deadline, axum::body::to_bytes(req.into_body(), limit))
-            .await
-            .map_err(|_| {
-                ApiError::invalid_body(format!(
+        match req.extensions().get::<BodyFault>() {
+            Some(BodyFault::TooLarge) => {
+                return Err(ApiError::TooLarge {
+                    message: format!(
+                        "the request body is larger than {} bytes",
+                        state.limits.max_body
+                    )
+                    .into(),
+                    field: None,
+                })
+            }
+            Some(BodyFault::Late) => {
+                return Err(ApiError::invalid_body(format!(
                     "the body did not arrive within {} s",
-                    deadline.as_secs()
-                ))
-            })?
-            .map_err(|_| ApiError::TooLarge {
-                message: format!("the request body is larger than {limit} bytes").into(),
-                field: None,
-            })?;
+                    state.config.body_timeout
+                )))
+            }
+            Some(BodyFault::Broken) => {
+                return Err(ApiError::invalid_body("the body could not be read"))
+            }
+            None => {}
+        }
+        // Buffered already by `buffer_body`, within the limit.
+        let bytes = axum::body::to_bytes(req.into_body(), state.limits.max_body)
+            .await
+            .map_err(|_| ApiError::invalid_body("the body could not be read"))?;
         // The fast path: a well-formed body parses straight into its type.
         if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
             return Ok(JsonBody(value));
         }
         Err(diagnose::<T>(&bytes, state.limits.max_ciphertext_encoded))
     }
+}
+
+/// Why a request's body was not buffered; reported by [`JsonBody`] in §4's order (after 401 and
+/// 415), not by the middleware that found it.
+#[derive(Debug, Clone, Copy)]
+enum BodyFault {
+    TooLarge,
+    Late,
+    Broken,
+}
+
+/// Reads the whole body of `req` (at most the largest body any route takes, within
+/// `--body-timeout`) before the request is served, so that only requests whose body has arrived
+/// take an in-flight slot. A body that is too large, too slow or broken is dropped and the fault
+/// noted for the extractor; a request without a body passes untouched.
+pub async fn buffer_body(state: &AppState, req: Request) -> Request {
+    use axum::body::HttpBody as _;
+    if req.body().size_hint().exact() == Some(0) {
+        return req;
+    }
+    let (mut parts, body) = req.into_parts();
+    let deadline = std::time::Duration::from_secs(state.config.body_timeout);
+    let body =
+        match tokio::time::timeout(deadline, axum::body::to_bytes(body, state.limits.max_body))
+            .await
+        {
+            Ok(Ok(bytes)) => axum::body::Body::from(bytes),
+            Ok(Err(e)) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                let fault = if too_large {
+                    BodyFault::TooLarge
+                } else {
+                    BodyFault::Broken
+                };
+                parts.extensions.insert(fault);
+                axum::body::Body::empty()
+            }
+            Err(_) => {
+                parts.extensions.insert(BodyFault::Late);
+                axum::body::Body::empty()
+            }
+        };
+    Request::from_parts(parts, body)
 }
 
 /// Finds the fault to report for a body that did not parse, in §4's order.
@@ -168,6 +222,28 @@ fn oversized_ciphertext(value: &Value, max: usize) -> Option<String> {
     find_field(value, "", &|name, inner| {
         name == "ciphertext" && matches!(inner, Value::String(s) if s.len() > max)
     })
+}
+
+/// The pairs of a query string, in order, refusing (400, PROTOCOL §4) one that is malformed, a
+/// name that is not in `allowed`, and a name given twice.
+pub fn query_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::invalid_body("the query string is malformed"))?;
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("unknown query parameter {name}"),
+            ));
+        }
+        if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(ApiError::invalid(
+                name.clone(),
+                format!("{name} is given twice"),
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
 /// The client's address, for rate limits: the connection's peer, or, when the peer is a proxy

@@ -148,6 +148,10 @@ async fn observe(
     req: Request,
     next: Next,
 ) -> Response {
+    // A request counts against the in-flight bound once its body has arrived: a client that
+    // trickles a body in holds a connection (under --max-connections, until --body-timeout), not
+    // one of the slots that every other request needs.
+    let req = extract::buffer_body(&state, req).await;
     let Ok(_permit) = in_flight.try_acquire() else {
         state
             .metrics

@@ -9,14 +9,14 @@ use axum::http::header::{HeaderName, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::bearer::Auth;
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Fields, JsonBody};
+use crate::extract::{query_pairs, Fields, JsonBody};
 use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{Cursor, NewMessage, SendRefused};
@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct SenderCopyWire {
     /// The same payload sealed to the sender's own newest key (PROTOCOL §3.4).
     ciphertext: String,
+    #[serde(deserialize_with = "validate::integer")]
     key_version: i64,
 }
 
@@ -45,8 +46,10 @@ pub struct SendRequest {
     /// The sealed envelope (PROTOCOL §3.2), base64url.
     ciphertext: String,
     /// The recipient's key version the envelope was sealed to.
+    #[serde(deserialize_with = "validate::integer")]
     key_version: i64,
     /// The sender's key version whose secret key made the inner box.
+    #[serde(deserialize_with = "validate::integer")]
     sender_key_version: i64,
     sender_copy: Option<SenderCopyWire>,
 }
@@ -223,20 +226,9 @@ impl MessagePage {
     }
 }
 
-/// Paging parameters (documentation; parsed by hand so that errors keep our shape).
-#[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)]
-pub struct PageQuery {
-    /// Entries with a larger `seq`, ascending (exclusive). The default, 0.
-    after: Option<i64>,
-    /// Entries with a smaller `seq`, newest first (exclusive). Not with `after`.
-    before: Option<i64>,
-    /// 1..=200, default 50.
-    limit: Option<i64>,
-}
-
-/// A page of the caller's mailbox.
-#[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("bearer" = [])), params(PageQuery),
+/// A page of the caller's mailbox (the query, `after` or `before` and `limit`, is described in
+/// `openapi::page_parameters`).
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
     responses((status = 200, body = MessagePage), (status = 400), (status = 401)))]
 async fn list(
     State(state): State<AppState>,
@@ -273,30 +265,17 @@ async fn list(
 }
 
 fn parse_page(query: &str) -> ApiResult<(Cursor, i64)> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::invalid_body("the query string is malformed"))?;
     let (mut after, mut before, mut limit) = (None, None, None);
-    for (name, value) in pairs {
+    for (name, value) in query_pairs(query, &["after", "before", "limit"])? {
         let slot = match name.as_str() {
             "after" => &mut after,
             "before" => &mut before,
-            "limit" => &mut limit,
-            other => {
-                return Err(ApiError::invalid(
-                    other.to_owned(),
-                    format!("unknown query parameter {other}"),
-                ))
-            }
+            _ => &mut limit,
         };
         let n: i64 = value
             .parse()
             .map_err(|_| ApiError::invalid(name.clone(), format!("{name} must be an integer")))?;
-        if slot.replace(n).is_some() {
-            return Err(ApiError::invalid(
-                name.clone(),
-                format!("{name} is given twice"),
-            ));
-        }
+        *slot = Some(n);
     }
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

@@ -1,6 +1,6 @@
 //! Looking up other accounts' public keys (PROTOCOL §4).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,6 +11,7 @@ use sealpost_crypto::b64;
 
 use crate::bearer::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::query_pairs;
 use crate::limits::Action;
 use crate::state::AppState;
 use crate::store::{PublicUser, UserRef};
@@ -53,9 +54,13 @@ fn no_such_user() -> ApiError {
     ApiError::not_found("no such user")
 }
 
+/// The query of a lookup by email.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EmailQuery {
-    email: Option<String>,
+    /// The address to look up (trimmed, ASCII letters lowercased).
+    #[allow(dead_code)] // read through `query_pairs`, so that every fault gets §4's shape
+    email: String,
 }
 
 /// Look a user up by email.
@@ -64,13 +69,14 @@ pub struct EmailQuery {
 async fn by_email(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<EmailQuery>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<UserWire>> {
     state.rate.check_account(Action::Lookup, auth.user_id)?;
-    let email = q
-        .email
+    let pairs = query_pairs(query.as_deref().unwrap_or(""), &["email"])?;
+    let (_, email) = pairs
+        .first()
         .ok_or_else(|| ApiError::invalid("email", "give ?email="))?;
-    let email = validate::email("email", &email)?;
+    let email = validate::email("email", email)?;
     let user = state
         .store
         .public_user(UserRef::Email(&email), None)

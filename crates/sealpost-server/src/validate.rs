@@ -118,6 +118,44 @@ pub fn email(field: &str, text: &str) -> ApiResult<String> {
     Ok(email)
 }
 
+/// A JSON integer, also when written with a zero fraction: `3381.0` is the integer 3381 to JSON
+/// (and to JSON Schema), so it is read as one. Anything else that is not an integer of `T`'s range
+/// is refused with serde's error, which names the field.
+pub fn integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    struct Visit;
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = i128;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i128, E> {
+            // Within ±2^64 an f64 with no fraction converts exactly.
+            if v.fract() == 0.0 && v.abs() < 18_446_744_073_709_551_616.0 {
+                Ok(v as i128)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    let n = deserializer.deserialize_any(Visit)?;
+    T::try_from(n).map_err(|_| {
+        serde::de::Error::invalid_value(
+            serde::de::Unexpected::Other("an integer out of range"),
+            &"an integer in range",
+        )
+    })
+}
+
 /// Argon2id parameters on the wire (PROTOCOL §2.1).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,8 +164,10 @@ pub struct KdfWire {
     pub alg: String,
     /// 16 bytes, base64url.
     pub salt: String,
+    #[serde(deserialize_with = "integer")]
     pub opslimit: u64,
     /// In bytes.
+    #[serde(deserialize_with = "integer")]
     pub memlimit: u64,
 }
 

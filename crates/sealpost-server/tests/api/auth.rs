@@ -176,10 +176,24 @@ both!(logout_and_session_revocation, |app: TestApp| async move {
         .login(&LoginRequest {
             email: alice.email.clone(),
             auth_key: alice.auth_key.clone(),
-            device_name: Some("phone".into()),
+            device_name: Some("  phone ".into()),
         })
         .await
         .unwrap();
+    // The name is stored trimmed, but its limit counts what was sent, as the OpenAPI says.
+    let long = app
+        .api()
+        .login(&LoginRequest {
+            email: alice.email.clone(),
+            auth_key: alice.auth_key.clone(),
+            device_name: Some(format!(" {} ", "x".repeat(99))),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (long.status(), long.field()),
+        (Some(400), Some("device_name"))
+    );
     let mut phone = app.api();
     phone.set_token(Some(second.access_token.clone()));
     let sessions = alice.api.sessions().await.unwrap();

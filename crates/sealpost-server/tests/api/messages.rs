@@ -243,6 +243,19 @@ both!(
                 "invalid_request",
                 Some("key_version"),
             ),
+            // An integer written with a zero fraction is the integer; any other number is not.
+            (
+                with("key_version", json!(1.5)),
+                400,
+                "invalid_request",
+                Some("key_version"),
+            ),
+            (
+                with("sender_key_version", json!(1e300)),
+                400,
+                "invalid_request",
+                Some("sender_key_version"),
+            ),
             (
                 with("plaintext", json!("Hello, Bob!")),
                 400,
@@ -377,6 +390,21 @@ both!(
         );
         // The counters did not move either: the next send is seq 1.
         assert_eq!(alice.api.send(&send_req(bob.id)).await.unwrap().seq, 1);
+        // JSON has one kind of number: `1.0` is the key version 1 (schemathesis sends such).
+        let mut floats = base.clone();
+        floats["key_version"] = json!(1.0);
+        floats["sender_key_version"] = json!(1.0);
+        let r = alice
+            .api
+            .raw(Method::POST, "/v1/messages", RawBody::Json(floats))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.json["seq"].as_i64()),
+            (201, Some(2)),
+            "{}",
+            r.text
+        );
     }
 );
 

@@ -105,62 +105,73 @@ both!(health_metrics_and_openapi, |app: TestApp| async move {
     );
 });
 
-both!(overload_is_shed_with_503, |app: TestApp| async move {
-    use tokio::io::AsyncWriteExt as _;
-    let backend = app.backend;
-    app.stop().await;
-    let mut args = test_args();
-    args.max_in_flight = 1;
-    let app = TestApp::spawn_with(backend, args).await.unwrap();
-    // One request that stays in flight: its headers promise a body that never comes.
-    let hold = || async {
-        let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        held.write_all(
+both!(
+    overload_is_shed_with_503_and_slow_bodies_take_no_slot,
+    |app: TestApp| async move {
+        use tokio::io::AsyncWriteExt as _;
+        let backend = app.backend;
+        app.stop().await;
+        let mut args = test_args();
+        args.max_in_flight = 1;
+        let app = TestApp::spawn_with(backend, args).await.unwrap();
+        // Ten requests whose headers promise a body that never comes. They are waiting for their
+        // body, not in flight: with one in-flight slot, everyone else is still served.
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+            s.write_all(
             b"POST /v1/auth/prelogin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
         )
         .await
         .unwrap();
-        held
-    };
-    let api = app.api();
-    let healthz = || api.raw(Method::GET, "/healthz", RawBody::None);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut held = hold().await;
-    let shed = loop {
-        let r = healthz().await.unwrap();
-        if r.status == 503 {
-            break r;
+            held.push(s);
         }
-        // A probe that held the only permit when the held request arrived got that request
-        // shed instead: it has its answer already, so hold another.
-        let mut byte = [0u8; 1];
-        if held.try_read(&mut byte).is_ok() {
-            held = hold().await;
+        let api = app.api();
+        for _ in 0..5 {
+            let r = api
+                .raw(Method::GET, "/healthz", RawBody::None)
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status, 200,
+                "a slow body took the in-flight slot: {}",
+                r.text
+            );
         }
-        assert!(std::time::Instant::now() < deadline, "never answered 503");
-        tokio::task::yield_now().await;
-    };
-    assert_eq!(shed.json["error"]["code"], "overloaded");
-    drop(held);
-    // The permit comes back: 200 again.
-    loop {
-        if healthz().await.unwrap().status == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never answered 200 again"
+        // Requests past the bound are shed at once with 503: readiness probes, which wait on the
+        // database, sent 32 at a time until two of them overlap.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let shed = loop {
+            let probes = (0..32).map(|_| api.raw(Method::GET, "/readyz", RawBody::None));
+            let answers = futures_util::future::join_all(probes).await;
+            if let Some(r) = answers
+                .into_iter()
+                .map(Result::unwrap)
+                .find(|r| r.status == 503)
+            {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "never answered 503");
+        };
+        assert_eq!(shed.json["error"]["code"], "overloaded");
+        // The slot comes back.
+        assert_eq!(
+            api.raw(Method::GET, "/healthz", RawBody::None)
+                .await
+                .unwrap()
+                .status,
+            200
         );
-        tokio::task::yield_now().await;
+        drop(held);
+        assert!(app
+            .api()
+            .metrics()
+            .await
+            .unwrap()
+            .contains("sealpost_overloaded_total"));
+        app.stop().await;
     }
-    assert!(app
-        .api()
-        .metrics()
-        .await
-        .unwrap()
-        .contains("sealpost_overloaded_total"));
-    app.stop().await;
-});
+);
 
 both!(
     metrics_parse_as_prometheus_text,

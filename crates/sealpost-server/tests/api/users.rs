@@ -57,6 +57,27 @@ both!(lookups_by_id_email_and_version, |app: TestApp| async move {
         (r.status, r.json["error"]["field"].as_str()),
         (400, Some("email"))
     );
+    // A repeated or unknown query parameter gets the §4 error body too, not a framework's text.
+    for (query, field) in [
+        (format!("email={}&email={}", bob.email, bob.email), "email"),
+        (format!("email={}&mail=x", bob.email), "mail"),
+    ] {
+        let r = alice
+            .api
+            .raw(Method::GET, &format!("/v1/users?{query}"), RawBody::None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                r.status,
+                r.json["error"]["code"].as_str(),
+                r.json["error"]["field"].as_str()
+            ),
+            (400, Some("invalid_request"), Some(field)),
+            "{query}: {}",
+            r.text
+        );
+    }
 });
 
 both!(
