@@ -54,6 +54,8 @@ export interface TrustDetails {
   pinnedUserId?: string | undefined;
   /** The key version offered (key change) or the offered account's newest (contact change). */
   offeredVersion?: number | undefined;
+  /** The offered public key, base64url. */
+  offeredKey?: string | undefined;
   /** The 60-digit safety number of my key and the offered key. */
   safetyNumber?: string | undefined;
 }

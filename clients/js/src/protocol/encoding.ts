@@ -11,7 +11,8 @@ export function toBase64(bytes: Uint8Array): string {
   let i = 0;
   for (; i + 3 <= bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
+    out +=
+      ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
   }
   const rest = bytes.length - i;
   if (rest === 1) {
@@ -57,7 +58,10 @@ export function fromBase64(text: string, what = "value"): Uint8Array {
 export function fromBase64Length(text: string, length: number, what: string): Uint8Array {
   const bytes = fromBase64(text, what);
   if (bytes.length !== length) {
-    throw new SealpostError("invalid_encoding", `${what} must be ${length} bytes, not ${bytes.length}`);
+    throw new SealpostError(
+      "invalid_encoding",
+      `${what} must be ${length} bytes, not ${bytes.length}`,
+    );
   }
   return bytes;
 }

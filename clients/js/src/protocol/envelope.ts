@@ -26,13 +26,25 @@ const BLOCK = 256;
 
 /** A fresh text payload from `from` to `to`. */
 export function textPayload(from: string, to: string, body: string, ts = Date.now()): Payload {
-  return { v: 1, id: randomUuid((n) => lib().randombytes_buf(n)), from, to, ts, type: "text", body };
+  return {
+    v: 1,
+    id: randomUuid((n) => lib().randombytes_buf(n)),
+    from,
+    to,
+    ts,
+    type: "text",
+    body,
+  };
 }
 
 /** The payload's JSON text as UTF-8. */
 export function payloadBytes(payload: Payload): Uint8Array {
   const { v, id, from, to, ts, type, body } = payload;
-  return utf8(JSON.stringify(body === undefined ? { v, id, from, to, ts, type } : { v, id, from, to, ts, type, body }));
+  return utf8(
+    JSON.stringify(
+      body === undefined ? { v, id, from, to, ts, type } : { v, id, from, to, ts, type, body },
+    ),
+  );
 }
 
 /** sodium_pad to 256-byte blocks (ISO/IEC 7816-4): always at least one byte added. */
@@ -48,7 +60,10 @@ export function sealBytes(
   nonce?: Uint8Array,
 ): Uint8Array {
   if (payload.length > MAX_PAYLOAD_BYTES) {
-    throw new SealpostError("too_long", `a message holds at most ${MAX_PAYLOAD_BYTES} bytes of payload`);
+    throw new SealpostError(
+      "too_long",
+      `a message holds at most ${MAX_PAYLOAD_BYTES} bytes of payload`,
+    );
   }
   checkPublicKey(recipientPublicKey);
   const s = lib();
@@ -62,7 +77,11 @@ export function sealBytes(
 }
 
 /** Seals a payload to the recipient (§3.2). */
-export function seal(payload: Payload, recipientPublicKey: Uint8Array, senderSecretKey: Uint8Array): Uint8Array {
+export function seal(
+  payload: Payload,
+  recipientPublicKey: Uint8Array,
+  senderSecretKey: Uint8Array,
+): Uint8Array {
   const bytes = payloadBytes(payload);
   try {
     return sealBytes(bytes, recipientPublicKey, senderSecretKey);
@@ -72,7 +91,11 @@ export function seal(payload: Payload, recipientPublicKey: Uint8Array, senderSec
 }
 
 /** The sender copy (§3.4): the same payload sealed to my own key, inner box by my own key. */
-export function sealSenderCopy(payload: Payload, myPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array {
+export function sealSenderCopy(
+  payload: Payload,
+  myPublicKey: Uint8Array,
+  mySecretKey: Uint8Array,
+): Uint8Array {
   return seal(payload, myPublicKey, mySecretKey);
 }
 
@@ -108,13 +131,22 @@ export function open(ciphertext: Uint8Array, p: OpenParams): Payload {
   try {
     checkPublicKey(p.senderPublicKey);
     if (inner.length < 24 + 16) throw new Error("short");
-    padded = s.crypto_box_open_easy(inner.subarray(24), inner.subarray(0, 24), p.senderPublicKey, p.secretKey);
+    padded = s.crypto_box_open_easy(
+      inner.subarray(24),
+      inner.subarray(0, 24),
+      p.senderPublicKey,
+      p.secretKey,
+    );
   } catch {
-    throw new SealpostError("forged", "this message was not made by the key of the account the server names");
+    throw new SealpostError(
+      "forged",
+      "this message was not made by the key of the account the server names",
+    );
   } finally {
     wipe(inner);
   }
-  const malformed = () => new SealpostError("malformed", "this message is not a valid version-1 payload");
+  const malformed = () =>
+    new SealpostError("malformed", "this message is not a valid version-1 payload");
   let parsed: unknown;
   try {
     if (padded.length === 0 || padded.length % BLOCK !== 0) throw malformed();
@@ -127,14 +159,22 @@ export function open(ciphertext: Uint8Array, p: OpenParams): Payload {
     wipe(padded);
   }
   const o = parsed as Record<string, unknown>;
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || o.v !== 1) throw malformed();
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed) || o.v !== 1)
+    throw malformed();
   if (!isUuid(o.id) || !isUuid(o.from) || !isUuid(o.to)) throw malformed();
-  if (typeof o.ts !== "number" || !Number.isSafeInteger(o.ts) || o.ts < 0 || typeof o.type !== "string") {
+  if (
+    typeof o.ts !== "number" ||
+    !Number.isSafeInteger(o.ts) ||
+    o.ts < 0 ||
+    typeof o.type !== "string"
+  ) {
     throw malformed();
   }
-  if (o.from !== p.from) throw new SealpostError("forged", "the message claims another sender than the entry");
+  if (o.from !== p.from)
+    throw new SealpostError("forged", "the message claims another sender than the entry");
   const expectedTo = p.from === p.me ? p.to : p.me;
-  if (o.to !== expectedTo) throw new SealpostError("not_for_me", "the message is addressed to someone else");
+  if (o.to !== expectedTo)
+    throw new SealpostError("not_for_me", "the message is addressed to someone else");
   if (o.ts > (p.now ?? Date.now()) + MAX_CLOCK_SKEW_MS) {
     throw new SealpostError("malformed", "the message is dated more than 5 minutes in the future");
   }
@@ -145,8 +185,8 @@ export function open(ciphertext: Uint8Array, p: OpenParams): Payload {
   return { v: 1, id: o.id, from: o.from, to: o.to, ts: o.ts, type: o.type, body: o.body };
 }
 
-/** The replay cache of §3.3: payload id → the entry id it first arrived in. */
-export type ReplayCache = Map<string, string>;
+/** The replay cache of §3.3: payload id → the entry id it first arrived in (a Map, or anything with its get and set). */
+export type ReplayCache = Pick<Map<string, string>, "get" | "set">;
 
 /** §3.3 step 5: the same payload id in a different entry is `replayed`; the same entry again is fine. Records first arrivals. */
 export function checkReplay(cache: ReplayCache, payloadId: string, entryId: string): void {
@@ -156,6 +196,9 @@ export function checkReplay(cache: ReplayCache, payloadId: string, entryId: stri
     return;
   }
   if (first !== entryId) {
-    throw new SealpostError("replayed", "this message was already delivered in another mailbox entry");
+    throw new SealpostError(
+      "replayed",
+      "this message was already delivered in another mailbox entry",
+    );
   }
 }

@@ -4,7 +4,11 @@ import { lib } from "./sodium.js";
 
 /** The 30-digit fingerprint of a user's public key (unkeyed BLAKE2b-240 of label || uuid || key). */
 export function fingerprint(userId: string, publicKey: Uint8Array): string {
-  const fp = lib().crypto_generichash(30, concat(utf8("sealpost/v1/fingerprint"), uuidBytes(userId), publicKey), null);
+  const fp = lib().crypto_generichash(
+    30,
+    concat(utf8("sealpost/v1/fingerprint"), uuidBytes(userId), publicKey),
+    null,
+  );
   let out = "";
   for (let i = 0; i < 30; i += 5) {
     let n = 0;

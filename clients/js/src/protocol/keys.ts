@@ -35,13 +35,26 @@ export function checkKdf(kdf: unknown): Kdf {
   if (salt.length !== 16) refuse("the salt is not 16 bytes");
   const ops = k.opslimit;
   const mem = k.memlimit;
-  if (!Number.isSafeInteger(ops) || (ops as number) < KDF_BOUNDS.opsMin || (ops as number) > KDF_BOUNDS.opsMax) {
+  if (
+    !Number.isSafeInteger(ops) ||
+    (ops as number) < KDF_BOUNDS.opsMin ||
+    (ops as number) > KDF_BOUNDS.opsMax
+  ) {
     refuse("opslimit outside 2..10");
   }
-  if (!Number.isSafeInteger(mem) || (mem as number) < KDF_BOUNDS.memMin || (mem as number) > KDF_BOUNDS.memMax) {
+  if (
+    !Number.isSafeInteger(mem) ||
+    (mem as number) < KDF_BOUNDS.memMin ||
+    (mem as number) > KDF_BOUNDS.memMax
+  ) {
     refuse("memlimit outside 64 MiB..1 GiB");
   }
-  return { alg: "argon2id13", salt: k.salt as string, opslimit: ops as number, memlimit: mem as number };
+  return {
+    alg: "argon2id13",
+    salt: k.salt as string,
+    opslimit: ops as number,
+    memlimit: mem as number,
+  };
 }
 
 /** A fresh kdf with a random 16-byte salt and the given limits. */
@@ -68,9 +81,20 @@ export function deriveKeysSync(password: Uint8Array, kdf: Kdf): PasswordKeys {
   const salt = fromBase64(k.salt, "kdf.salt");
   let master: Uint8Array;
   try {
-    master = lib().crypto_pwhash(64, password, salt, k.opslimit, k.memlimit, lib().crypto_pwhash_ALG_ARGON2ID13);
+    master = lib().crypto_pwhash(
+      64,
+      password,
+      salt,
+      k.opslimit,
+      k.memlimit,
+      lib().crypto_pwhash_ALG_ARGON2ID13,
+    );
   } catch (e) {
-    throw new SealpostError("kdf_out_of_memory", "not enough memory to derive keys from the password", { cause: e });
+    throw new SealpostError(
+      "kdf_out_of_memory",
+      "not enough memory to derive keys from the password",
+      { cause: e },
+    );
   }
   const keys = { wrapKey: master.slice(0, 32), authKey: master.slice(32, 64) };
   wipe(master);

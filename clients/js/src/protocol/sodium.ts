@@ -17,7 +17,8 @@ export function ready(): Promise<void> {
 
 /** libsodium, which `ready()` must have loaded. */
 export function lib(): Sodium {
-  if (!loaded) throw new Error("libsodium is not loaded: await ready() from @sealpost/sdk/protocol first");
+  if (!loaded)
+    throw new Error("libsodium is not loaded: await ready() from @sealpost/sdk/protocol first");
   return sodiumModule;
 }
 

@@ -9,7 +9,11 @@ const salt = p.toBase64(new Uint8Array(16));
 const kdf = (over) => ({ alg: "argon2id13", salt, opslimit: 2, memlimit: 67108864, ...over });
 
 test("kdf bounds: the edges pass, one step past each is refused", () => {
-  for (const ok of [kdf(), kdf({ opslimit: 10, memlimit: 1073741824 })]) assert.equal(code(() => p.checkKdf(ok)), "ok");
+  for (const ok of [kdf(), kdf({ opslimit: 10, memlimit: 1073741824 })])
+    assert.equal(
+      code(() => p.checkKdf(ok)),
+      "ok",
+    );
   const refused = [
     kdf({ opslimit: 1 }),
     kdf({ opslimit: 11 }),
@@ -22,11 +26,19 @@ test("kdf bounds: the edges pass, one step past each is refused", () => {
     kdf({ memlimit: "67108864" }),
     null,
   ];
-  for (const k of refused) assert.equal(code(() => p.checkKdf(k)), "kdf_refused", JSON.stringify(k));
+  for (const k of refused)
+    assert.equal(
+      code(() => p.checkKdf(k)),
+      "kdf_refused",
+      JSON.stringify(k),
+    );
 });
 
 test("deriveKeysSync refuses a weak kdf before deriving", () => {
-  assert.equal(code(() => p.deriveKeysSync(p.passwordBytes("x"), kdf({ memlimit: 8192 }))), "kdf_refused");
+  assert.equal(
+    code(() => p.deriveKeysSync(p.passwordBytes("x"), kdf({ memlimit: 8192 }))),
+    "kdf_refused",
+  );
 });
 
 test("base64url: random round trips, and every single-character corruption of the last symbol is caught", () => {
@@ -34,8 +46,14 @@ test("base64url: random round trips, and every single-character corruption of th
     const bytes = crypto.getRandomValues(new Uint8Array(n));
     assert.deepEqual(p.fromBase64(p.toBase64(bytes)), bytes);
   }
-  assert.equal(code(() => p.fromBase64("AB")), "invalid_encoding");
-  assert.equal(code(() => p.fromBase64("AA")), "ok");
+  assert.equal(
+    code(() => p.fromBase64("AB")),
+    "invalid_encoding",
+  );
+  assert.equal(
+    code(() => p.fromBase64("AA")),
+    "ok",
+  );
 });
 
 test("strict JSON: duplicate keys anywhere and trailing text are refused; non-integers are not integers", () => {
@@ -51,7 +69,15 @@ test("strict JSON: duplicate keys anywhere and trailing text are refused; non-in
 const alice = { id: "0192f0c8-6e5a-7cc1-9d3b-5b1f2a3c4d5e", ...p.generateKeyPair() };
 const bob = { id: "0192f0c8-6e5a-7cc1-9d3b-5b1f2a3c4d5f", ...p.generateKeyPair() };
 const openAs = (me, ct, sender, from, to, now) =>
-  p.open(ct, { me: me.id, publicKey: me.publicKey, secretKey: me.secretKey, senderPublicKey: sender.publicKey, from, to, now });
+  p.open(ct, {
+    me: me.id,
+    publicKey: me.publicKey,
+    secretKey: me.secretKey,
+    senderPublicKey: sender.publicKey,
+    from,
+    to,
+    now,
+  });
 
 test("seal and open; the sender copy opens for the sender only with from = me, to = the peer", () => {
   const payload = p.textPayload(alice.id, bob.id, "Hello, Bob!");
@@ -60,12 +86,24 @@ test("seal and open; the sender copy opens for the sender only with from = me, t
   assert.equal(openAs(bob, ct, alice, alice.id, bob.id).body, "Hello, Bob!");
   const copy = p.sealSenderCopy(payload, alice.publicKey, alice.secretKey);
   assert.equal(openAs(alice, copy, alice, alice.id, bob.id).body, "Hello, Bob!");
-  assert.equal(code(() => openAs(bob, copy, alice, alice.id, bob.id)), "not_for_me");
-  assert.equal(code(() => openAs(alice, copy, alice, alice.id, alice.id)), "not_for_me");
+  assert.equal(
+    code(() => openAs(bob, copy, alice, alice.id, bob.id)),
+    "not_for_me",
+  );
+  assert.equal(
+    code(() => openAs(alice, copy, alice, alice.id, alice.id)),
+    "not_for_me",
+  );
   // The server naming another sender: the inner box does not open with that key.
   const carol = { id: "0192f0c8-6e5a-7cc1-9d3b-5b1f2a3c4d60", ...p.generateKeyPair() };
-  assert.equal(code(() => openAs(bob, ct, carol, carol.id, bob.id)), "forged");
-  assert.equal(code(() => openAs(bob, ct, alice, carol.id, bob.id)), "forged");
+  assert.equal(
+    code(() => openAs(bob, ct, carol, carol.id, bob.id)),
+    "forged",
+  );
+  assert.equal(
+    code(() => openAs(bob, ct, alice, carol.id, bob.id)),
+    "forged",
+  );
 });
 
 test("every flipped byte of a ciphertext fails to open", () => {
@@ -73,29 +111,53 @@ test("every flipped byte of a ciphertext fails to open", () => {
   for (let i = 0; i < ct.length; i += 7) {
     const bad = ct.slice();
     bad[i] ^= 1;
-    assert.notEqual(code(() => openAs(bob, bad, alice, alice.id, bob.id)), "ok", `byte ${i}`);
+    assert.notEqual(
+      code(() => openAs(bob, bad, alice, alice.id, bob.id)),
+      "ok",
+      `byte ${i}`,
+    );
   }
 });
 
 test("a ts up to 5 minutes ahead opens, beyond is malformed; an unknown type is unsupported_type", () => {
   const now = Date.now();
-  const at = (ts) => p.seal({ ...p.textPayload(alice.id, bob.id, "t"), ts }, bob.publicKey, alice.secretKey);
-  assert.equal(code(() => openAs(bob, at(now + 300000), alice, alice.id, bob.id, now)), "ok");
-  assert.equal(code(() => openAs(bob, at(now + 300001), alice, alice.id, bob.id, now)), "malformed");
-  const other = p.seal({ ...p.textPayload(alice.id, bob.id, "t"), type: "image" }, bob.publicKey, alice.secretKey);
-  assert.equal(code(() => openAs(bob, other, alice, alice.id, bob.id)), "unsupported_type");
+  const at = (ts) =>
+    p.seal({ ...p.textPayload(alice.id, bob.id, "t"), ts }, bob.publicKey, alice.secretKey);
+  assert.equal(
+    code(() => openAs(bob, at(now + 300000), alice, alice.id, bob.id, now)),
+    "ok",
+  );
+  assert.equal(
+    code(() => openAs(bob, at(now + 300001), alice, alice.id, bob.id, now)),
+    "malformed",
+  );
+  const other = p.seal(
+    { ...p.textPayload(alice.id, bob.id, "t"), type: "image" },
+    bob.publicKey,
+    alice.secretKey,
+  );
+  assert.equal(
+    code(() => openAs(bob, other, alice, alice.id, bob.id)),
+    "unsupported_type",
+  );
 });
 
 test("too long a payload is refused before sealing", () => {
   const body = "x".repeat(p.MAX_PAYLOAD_BYTES);
-  assert.equal(code(() => p.seal(p.textPayload(alice.id, bob.id, body), bob.publicKey, alice.secretKey)), "too_long");
+  assert.equal(
+    code(() => p.seal(p.textPayload(alice.id, bob.id, body), bob.publicKey, alice.secretKey)),
+    "too_long",
+  );
 });
 
 test("replay: the same payload in another entry is replayed, the same entry again is not", () => {
   const cache = new Map();
   p.checkReplay(cache, "p1", "e1");
   p.checkReplay(cache, "p1", "e1");
-  assert.equal(code(() => p.checkReplay(cache, "p1", "e2")), "replayed");
+  assert.equal(
+    code(() => p.checkReplay(cache, "p1", "e2")),
+    "replayed",
+  );
   p.checkReplay(cache, "p2", "e2");
 });
 
@@ -107,6 +169,9 @@ test("recovery keys: random keys round-trip through their text, and one changed 
     assert.deepEqual(p.parseRecoveryKey(text.toLowerCase().replaceAll("-", " ")), key);
     const j = i * 2;
     const swapped = text.slice(0, j) + (text[j] === "7" ? "8" : "7") + text.slice(j + 1);
-    assert.equal(code(() => p.parseRecoveryKey(swapped)), "recovery_key_typo");
+    assert.equal(
+      code(() => p.parseRecoveryKey(swapped)),
+      "recovery_key_typo",
+    );
   }
 });
