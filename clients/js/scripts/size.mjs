@@ -32,16 +32,27 @@ async function bundle(name, external) {
     logLevel: "error",
   });
   const code = await readFile(out);
-  const nodeImports = Object.values(result.metafile.inputs).flatMap((i) => i.imports.filter((x) => x.path.startsWith("node:")));
-  return { raw: code.length, gz: gzipSync(code, { level: 9 }).length, meta: result.metafile, nodeImports };
+  const nodeImports = Object.values(result.metafile.inputs).flatMap((i) =>
+    i.imports.filter((x) => x.path.startsWith("node:")),
+  );
+  return {
+    raw: code.length,
+    gz: gzipSync(code, { level: 9 }).length,
+    meta: result.metafile,
+    nodeImports,
+  };
 }
 
 const main = await bundle("main", []);
 const own = await bundle("own", ["libsodium-wrappers-sumo", "libsodium-sumo"]);
 const ownInputs = Object.keys(own.meta.inputs).filter((p) => !p.includes("node_modules"));
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
-console.log(`SDK's own code:          ${kb(own.raw)} minified, ${kb(own.gz)} gzipped (budget ${kb(OWN_BUDGET)}), ${ownInputs.length} modules`);
-console.log(`main chunk with libsodium: ${kb(main.raw)} minified, ${kb(main.gz)} gzipped (budget ${kb(MAIN_BUDGET)})`);
+console.log(
+  `SDK's own code:          ${kb(own.raw)} minified, ${kb(own.gz)} gzipped (budget ${kb(OWN_BUDGET)}), ${ownInputs.length} modules`,
+);
+console.log(
+  `main chunk with libsodium: ${kb(main.raw)} minified, ${kb(main.gz)} gzipped (budget ${kb(MAIN_BUDGET)})`,
+);
 let passed = 0;
 let failed = 0;
 const check = (ok, what) => {
@@ -53,7 +64,10 @@ const check = (ok, what) => {
 };
 check(own.gz <= OWN_BUDGET, `the SDK's own code is ${kb(own.gz)} gzipped, over ${kb(OWN_BUDGET)}`);
 check(main.gz <= MAIN_BUDGET, `the main chunk is ${kb(main.gz)} gzipped, over ${kb(MAIN_BUDGET)}`);
-check(main.nodeImports.length === 0, `the browser bundle imports ${main.nodeImports.map((x) => x.path).join(", ")}`);
+check(
+  main.nodeImports.length === 0,
+  `the browser bundle imports ${main.nodeImports.map((x) => x.path).join(", ")}`,
+);
 await rm(work, { recursive: true, force: true });
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -82,6 +82,7 @@ async function* run(
     const ws = conn.ws;
     let current = token;
     const connectTimer = setTimeout(() => {
+      core.emit("streamDisconnected", { code: undefined, reason: "connecting timed out" });
       conn.push({ kind: "close", code: undefined, reason: "connecting timed out" });
       ws.close();
     }, core.transport.connectTimeoutMs ?? 10000);
@@ -96,10 +97,19 @@ async function* run(
       } catch {
         data = undefined;
       }
+      // Events go out as they happen, even while the application is not reading the stream.
+      if ((data as { type?: unknown } | undefined)?.type === "ready") {
+        clearTimeout(connectTimer);
+        core.emit("streamConnected", { after });
+      }
       conn.push({ kind: "frame", data });
     };
-    ws.onclose = (event) =>
+    ws.onclose = (event) => {
+      clearTimeout(connectTimer);
+      if (!conn.closed)
+        core.emit("streamDisconnected", { code: event.code, reason: event.reason ?? "" });
       conn.push({ kind: "close", code: event.code, reason: event.reason ?? "" });
+    };
     ws.onerror = () => undefined;
     const onToken = (fresh: string) => {
       current = fresh;
@@ -128,10 +138,8 @@ async function* run(
         if (e.kind === "frame") {
           const f = e.data as { type?: string; message?: WireEntry; after?: number };
           if (f?.type === "ready") {
-            clearTimeout(connectTimer);
             failures = 0;
             refreshedSinceReady = false;
-            core.emit("streamConnected", { after });
           } else if (f?.type === "message" && f.message !== undefined) {
             if (!(f.message.seq > after)) continue; // never twice, never backwards
             const received = await messages.openEntry(f.message);
@@ -141,7 +149,6 @@ async function* run(
           continue;
         }
         clearTimeout(connectTimer);
-        core.emit("streamDisconnected", { code: e.code, reason: e.reason });
         if (signal?.aborted) return;
         if (e.code === 4401) {
           // Expired or revoked: one refresh, then reconnect; a failed refresh ends the stream (signed_out).

@@ -16,10 +16,18 @@ let tarball;
 
 before(async () => {
   scratch = await mkdtemp(join(tmpdir(), "sealpost-pack-"));
-  const { stdout } = await run("npm", ["pack", "--silent", "--pack-destination", scratch], { cwd: pkgDir });
+  const { stdout } = await run("npm", ["pack", "--silent", "--pack-destination", scratch], {
+    cwd: pkgDir,
+  });
   tarball = join(scratch, stdout.trim().split("\n").pop());
-  await writeFile(join(scratch, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
-  await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], { cwd: scratch, timeout: 300000 });
+  await writeFile(
+    join(scratch, "package.json"),
+    JSON.stringify({ name: "scratch", private: true, type: "module" }),
+  );
+  await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], {
+    cwd: scratch,
+    timeout: 300000,
+  });
 });
 
 after(async () => {
@@ -54,7 +62,12 @@ console.log(JSON.stringify({ text: opened.body, server: c.server, refused, fileS
 `,
   );
   const { stdout } = await run(process.execPath, ["node-check.mjs"], { cwd: scratch });
-  assert.deepEqual(JSON.parse(stdout), { text: "packaged", server: "https://example.com", refused: true, fileStore: "function" });
+  assert.deepEqual(JSON.parse(stdout), {
+    text: "packaged",
+    server: "https://example.com",
+    refused: true,
+    fileStore: "function",
+  });
 });
 
 const app = `import { createClient, indexedDBStore } from "@sealpost/sdk";
@@ -66,24 +79,60 @@ ready().then(() => console.log(typeof safetyNumber));
 test("esbuild bundles it for browsers with no node: import", async () => {
   await writeFile(join(scratch, "app.js"), app);
   const esbuild = join(pkgDir, "node_modules/.bin/esbuild");
-  await run(esbuild, ["app.js", "--bundle", "--format=esm", "--platform=browser", "--minify", "--outfile=out/app.js", "--metafile=out/meta.json"], { cwd: scratch });
+  await run(
+    esbuild,
+    [
+      "app.js",
+      "--bundle",
+      "--format=esm",
+      "--platform=browser",
+      "--minify",
+      "--outfile=out/app.js",
+      "--metafile=out/meta.json",
+    ],
+    { cwd: scratch },
+  );
   const meta = JSON.parse(await readFile(join(scratch, "out/meta.json"), "utf8"));
   const imports = Object.values(meta.inputs).flatMap((i) => i.imports.map((x) => x.path));
   assert.ok(!imports.some((p) => p.startsWith("node:")), imports.join(" "));
   assert.ok(Object.keys(meta.inputs).some((p) => p.includes("libsodium-sumo")));
   // The worker is a second entry point for esbuild (it does not follow new URL(…, import.meta.url)).
-  await run(esbuild, ["node_modules/@sealpost/sdk/dist/kdf-worker.js", "--bundle", "--format=esm", "--platform=browser", "--minify", "--outfile=out/kdf-worker.js"], { cwd: scratch });
+  await run(
+    esbuild,
+    [
+      "node_modules/@sealpost/sdk/dist/kdf-worker.js",
+      "--bundle",
+      "--format=esm",
+      "--platform=browser",
+      "--minify",
+      "--outfile=out/kdf-worker.js",
+    ],
+    { cwd: scratch },
+  );
   assert.ok(existsSync(join(scratch, "out/kdf-worker.js")));
 });
 
 test("Vite builds it with no plugins and no config, the KDF worker emitted as its own chunk", async () => {
   const site = join(scratch, "site");
   await run("mkdir", ["-p", site]);
-  await writeFile(join(site, "index.html"), `<!doctype html><script type="module" src="./main.js"></script>`);
+  await writeFile(
+    join(site, "index.html"),
+    `<!doctype html><script type="module" src="./main.js"></script>`,
+  );
   await writeFile(join(site, "main.js"), app);
   const vite = join(pkgDir, "node_modules/.bin/vite");
-  await run(vite, ["build", "--logLevel", "warn"], { cwd: site, env: { ...process.env, NODE_PATH: join(scratch, "node_modules") }, timeout: 300000 });
+  await run(vite, ["build", "--logLevel", "warn"], {
+    cwd: site,
+    env: { ...process.env, NODE_PATH: join(scratch, "node_modules") },
+    timeout: 300000,
+  });
   const assets = await readdir(join(site, "dist/assets"));
-  assert.ok(assets.some((f) => f.startsWith("kdf-worker") && f.endsWith(".js")), assets.join(" "));
-  assert.ok(assets.some((f) => f.startsWith("index") && f.endsWith(".js")), assets.join(" "));
+  assert.ok(
+    assets.some((f) => f.startsWith("kdf-worker") && f.endsWith(".js")),
+    assets.join(" "),
+  );
+  assert.ok(
+    assets.some((f) => f.startsWith("index") && f.endsWith(".js")),
+    assets.join(" "),
+  );
 });

@@ -21,3 +21,14 @@ export async function codeOf(promise) {
   }
   return "ok";
 }
+
+/** The SealpostError a promise rejects with (fails the test if it resolves). */
+export async function errorOf(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof SealpostError, `not a SealpostError: ${e?.stack ?? e}`);
+    return e;
+  }
+  assert.fail("expected a SealpostError, but the call succeeded");
+}
