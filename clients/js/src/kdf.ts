@@ -23,7 +23,7 @@ export const inlineKdf: KdfRunner = async (password, kdf) => {
 };
 
 /** Derives in a module Worker per derivation (browsers). */
-export const workerKdf: KdfRunner = (password, kdf) => {
+export const workerKdf: KdfRunner = async (password, kdf) => {
   const checked = checkKdf(kdf);
   const salt = fromBase64(checked.salt);
   const worker = new Worker(new URL("./kdf-worker.js", import.meta.url), {

@@ -2,7 +2,7 @@
 import { SealpostError } from "../errors.js";
 import { concat, fromUtf8, isUuid, randomUuid, utf8 } from "./encoding.js";
 import { parseStrictJson } from "./json.js";
-import { checkPublicKey } from "./keys.js";
+import { checkPublicKey, randomBytes } from "./keys.js";
 import { lib, wipe } from "./sodium.js";
 
 /** The plaintext of a message (§3.1). Fields a later version adds are kept in `extra`. */
@@ -28,7 +28,7 @@ const BLOCK = 256;
 export function textPayload(from: string, to: string, body: string, ts = Date.now()): Payload {
   return {
     v: 1,
-    id: randomUuid((n) => lib().randombytes_buf(n)),
+    id: randomUuid(randomBytes),
     from,
     to,
     ts,
@@ -68,7 +68,7 @@ export function sealBytes(
   checkPublicKey(recipientPublicKey);
   const s = lib();
   const padded = pad256(payload);
-  const n = nonce ?? s.randombytes_buf(24);
+  const n = nonce ?? randomBytes(24);
   const inner = concat(n, s.crypto_box_easy(padded, n, recipientPublicKey, senderSecretKey));
   wipe(padded);
   const sealed = s.crypto_box_seal(inner, recipientPublicKey);

@@ -24,5 +24,6 @@ export function lib(): Sodium {
 
 /** Overwrites each buffer with zeros (sodium_memzero), skipping what is not a Uint8Array. */
 export function wipe(...buffers: (Uint8Array | undefined | null)[]): void {
-  for (const b of buffers) if (b instanceof Uint8Array) b.fill(0);
+  // A buffer transferred to a worker is detached (byteLength 0): nothing is left here to wipe.
+  for (const b of buffers) if (b instanceof Uint8Array && b.byteLength > 0) b.fill(0);
 }

@@ -187,3 +187,21 @@ test("a prelogin answer outside the bounds is refused before anything is derived
   assert.equal(await codeOf(c.login(email("x"), "pw")), "kdf_refused");
   assert.deepEqual(calls, ["/v1/auth/prelogin"]);
 });
+
+test("lifecycle calls run one at a time: two rotations at once make versions 2 and 3", async () => {
+  const alice = client(server);
+  await alice.register(email("alice"), "alice password");
+  const rotated = await Promise.all([
+    alice.rotateKeys("alice password"),
+    alice.rotateKeys("alice password"),
+  ]);
+  assert.deepEqual(
+    rotated.map((r) => r.keyVersion),
+    [2, 3],
+  );
+  assert.equal(alice.account().keyVersion, 3);
+  await alice.messages.send(alice.account().email, "note to self with key 3");
+  const [r] = (await alice.messages.list()).messages;
+  assert.equal(r.entry.keyVersion, 3);
+  assert.equal(r.message.text, "note to self with key 3");
+});

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// Benchmark (not a test): sealing and opening in Node with this SDK (libsodium-wrappers-sumo, WASM),
+// and the same operations in the Rust crate in the same run (sealpost-crypto's criterion bench,
+// group "envelope": the same two payload sizes, 200 and 65,279 bytes of JSON), as a ratio.
+//
+// Run from clients/js after `npm run build`: node bench/seal-open.mjs [--js-only]
+// CARGO_TARGET_DIR is honoured for where criterion leaves its estimates.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as p from "../dist/protocol/index.js";
+import { repoRoot } from "../test/support/paths.mjs";
+
+await p.ready();
+const alice = p.generateKeyPair();
+const bob = p.generateKeyPair();
+const aliceId = "00000000-0000-0000-0000-000000000001";
+const bobId = "00000000-0000-0000-0000-000000000002";
+const NOW = 1795780800123;
+
+function payloadOf(size) {
+  const base = p.payloadBytes(p.textPayload(aliceId, bobId, "", NOW)).length;
+  const payload = p.textPayload(aliceId, bobId, "x".repeat(size - base), NOW);
+  if (p.payloadBytes(payload).length !== size) throw new Error("payload size");
+  return payload;
+}
+
+/** Mean ns per call of fn over about `ms` milliseconds, after a warm-up. */
+function measure(fn, ms = 2000) {
+  const warmEnd = performance.now() + 300;
+  while (performance.now() < warmEnd) fn();
+  let n = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    for (let i = 0; i < 16; i++) fn();
+    n += 16;
+    now = performance.now();
+  }
+  return ((now - start) * 1e6) / n;
+}
+
+const js = {};
+for (const size of [200, 65279]) {
+  const payload = payloadOf(size);
+  const ct = p.seal(payload, bob.publicKey, alice.secretKey);
+  const params = {
+    me: bobId,
+    publicKey: bob.publicKey,
+    secretKey: bob.secretKey,
+    senderPublicKey: alice.publicKey,
+    from: aliceId,
+    to: bobId,
+    now: NOW,
+  };
+  js[`seal/${size}B`] = measure(() => p.seal(payload, bob.publicKey, alice.secretKey));
+  js[`open/${size}B`] = measure(() => p.open(ct, params));
+}
+
+let rust = {};
+if (!process.argv.includes("--js-only")) {
+  execFileSync(
+    "cargo",
+    [
+      "bench",
+      "-q",
+      "-p",
+      "sealpost-crypto",
+      "--bench",
+      "crypto",
+      "--",
+      "envelope",
+      "--warm-up-time",
+      "1",
+      "--measurement-time",
+      "3",
+    ],
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  const target = process.env.CARGO_TARGET_DIR ?? join(repoRoot, "target");
+  for (const key of Object.keys(js)) {
+    const [op, size] = key.split("/");
+    const est = JSON.parse(
+      readFileSync(join(target, "criterion/envelope", op, size, "new/estimates.json"), "utf8"),
+    );
+    rust[key] = est.mean.point_estimate;
+  }
+}
+
+const us = (ns) => (ns / 1000).toFixed(1).padStart(9);
+console.log(
+  `node ${process.version}, libsodium-wrappers-sumo 0.8.4 (WASM) vs sealpost-crypto (Rust, criterion)`,
+);
+console.log("operation         JS µs/op   Rust µs/op   JS/Rust");
+for (const key of Object.keys(js)) {
+  const ratio = rust[key] ? (js[key] / rust[key]).toFixed(2) + "x" : "-";
+  console.log(
+    `${key.padEnd(16)} ${us(js[key])}   ${rust[key] ? us(rust[key]) : "        -"}   ${ratio.padStart(7)}`,
+  );
+}
