@@ -29,6 +29,8 @@ async function bundle(name, external) {
     outfile: out,
     metafile: true,
     external,
+    // No top-level await anywhere in what an application bundles (esbuild refuses to build it).
+    supported: { "top-level-await": false },
     logLevel: "error",
   });
   const code = await readFile(out);

@@ -61,12 +61,15 @@ export function http(origin: string, options: TransportOptions): Http {
   return {
     origin,
     async call<T>(r: Request): Promise<T> {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = r.signal ? AbortSignal.any([r.signal, timeout]) : timeout;
+      // A timer of our own (AbortSignal.timeout's does not keep Node's event loop alive), cleared once the body is read.
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), timeoutMs);
+      const signal = r.signal ? AbortSignal.any([r.signal, timeout.signal]) : timeout.signal;
       const headers: Record<string, string> = {};
       if (r.body !== undefined) headers["content-type"] = "application/json";
       if (r.token !== undefined) headers.authorization = `Bearer ${r.token}`;
       let response: Response;
+      let text: string;
       try {
         response = await doFetch(origin + r.path, {
           method: r.method,
@@ -75,15 +78,18 @@ export function http(origin: string, options: TransportOptions): Http {
           signal,
           redirect: "error",
         });
+        text = await response.text();
       } catch (e) {
-        if (timeout.aborted)
+        if (timeout.signal.aborted) {
           throw new SealpostError("timeout", `no answer from ${origin} within ${timeoutMs} ms`);
+        }
         if (r.signal?.aborted) throw new SealpostError("aborted", "the request was aborted");
         throw new SealpostError("unreachable", `cannot reach the server at ${origin}`, {
           cause: e,
         });
+      } finally {
+        clearTimeout(timer);
       }
-      const text = await response.text();
       if (response.ok) {
         if (text === "") return undefined as T;
         try {

@@ -101,6 +101,10 @@ test("deletion: the account is gone, what it sent still opens, its email registe
   assert.equal((await changed).safetyNumber, err.trust.safetyNumber);
   const trusted = await alice.contacts.trust(b);
   assert.equal(trusted.userId, newBob.account().userId);
+  // The old account's message now shows as from an unverified sender claiming the email.
+  const old = (await alice.messages.list()).messages.find((r) => r.entry.from === bobId);
+  assert.equal(old.message.fromEmail, undefined);
+  assert.equal(old.message.fromClaimedEmail, b);
   await alice.messages.send(b, "hello, new Bob");
   assert.equal((await newBob.messages.list()).messages[0].message.text, "hello, new Bob");
 });
@@ -204,4 +208,50 @@ test("lifecycle calls run one at a time: two rotations at once make versions 2 a
   const [r] = (await alice.messages.list()).messages;
   assert.equal(r.entry.keyVersion, 3);
   assert.equal(r.message.text, "note to self with key 3");
+});
+
+test("across tabs: refreshes take turns under navigator.locks, and a logout in one tab signs the others out", async () => {
+  const names = [];
+  let held = 0;
+  let most = 0;
+  const tails = new Map();
+  const locks = {
+    request(name, fn) {
+      names.push(name);
+      const run = (tails.get(name) ?? Promise.resolve()).then(async () => {
+        most = Math.max(most, ++held);
+        try {
+          return await fn();
+        } finally {
+          held--;
+        }
+      });
+      tails.set(
+        name,
+        run.catch(() => undefined),
+      );
+      return run;
+    },
+  };
+  Object.defineProperty(globalThis, "navigator", { value: { locks }, configurable: true });
+  try {
+    const store = memoryStore();
+    const tab1 = client(server, { store });
+    await tab1.register(email("alice"), "alice password");
+    const tab2 = client(server, { store });
+    await tab2.resume();
+    await Promise.all([tab1.resume(), tab2.resume()]);
+    const id = tab1.account().userId;
+    assert.ok(names.length >= 3);
+    assert.ok(names.every((n) => n === `sealpost-refresh ${server.url} ${id}`));
+    assert.equal(most, 1);
+    assert.equal((await tab1.sessions()).length, 1);
+    assert.equal((await tab2.sessions()).length, 1);
+    const gone = nextEvent(tab2, "signedOut");
+    await tab1.logout();
+    assert.equal((await gone).userId, id);
+    assert.equal(tab2.account(), undefined);
+  } finally {
+    delete globalThis.navigator;
+  }
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createClient, memoryStore } from "../../dist/index.js";
 import { checkServer, isLoopback } from "../../dist/http.js";
 import * as pins from "../../dist/pins.js";
-import { code } from "../support/codes.mjs";
+import { code, codeOf, errorOf } from "../support/codes.mjs";
 
 test("transport: https anywhere, http only to loopback unless opted in", () => {
   assert.equal(checkServer("https://mail.example.com/x"), "https://mail.example.com");
@@ -136,4 +136,44 @@ test("pins: key lists must agree with the pins; newer keys are key changes, unli
     undefined,
   );
   assert.equal(r.pending, undefined);
+});
+
+test("every request has a timeout: a server that never answers is timeout, not a hang", async () => {
+  const never = (_url, init) =>
+    new Promise((_, reject) =>
+      init.signal.addEventListener("abort", () => reject(init.signal.reason)),
+    );
+  const c = createClient({
+    server: "http://127.0.0.1:9",
+    store: memoryStore(),
+    fetch: never,
+    requestTimeoutMs: 100,
+  });
+  assert.equal(await codeOf(c.login("a@example.com", "pw")), "timeout");
+  const refused = async () => {
+    throw new TypeError("fetch failed");
+  };
+  const d = createClient({ server: "http://127.0.0.1:9", store: memoryStore(), fetch: refused });
+  assert.equal(await codeOf(d.login("a@example.com", "pw")), "unreachable");
+});
+
+test("a server error keeps its code, field, status and Retry-After", async () => {
+  const limited = async () =>
+    new Response(
+      JSON.stringify({ error: { code: "rate_limited", message: "slow down", field: "email" } }),
+      {
+        status: 429,
+        headers: { "retry-after": "7" },
+      },
+    );
+  const c = createClient({
+    server: "https://mail.example.com",
+    store: memoryStore(),
+    fetch: limited,
+  });
+  const e = await errorOf(c.login("a@example.com", "pw"));
+  assert.deepEqual(
+    [e.code, e.field, e.status, e.retryAfter, e.message],
+    ["rate_limited", "email", 429, 7, "slow down"],
+  );
 });
