@@ -1,5 +1,9 @@
 // Against a real sealpost serve: the tutorial scenario, paging, the stream (cut and resume), and what the pins show.
 import { test, before, after } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileStore } from "../../dist/node/index.js";
 import assert from "node:assert/strict";
 import {
   startServer,
@@ -183,4 +187,40 @@ test("a contact's key version newer than pinned, seen first on an incoming messa
   await alice.contacts.trust(b);
   const again = await alice.messages.list({ after: 1 });
   assert.equal(again.messages[0].message.text, "v2");
+});
+
+test("replay: the same sealed message posted again is `replayed`, also for a client restarted on the same file store", async () => {
+  const posted = [];
+  const recording = async (url, init) => {
+    if (init?.method === "POST" && new URL(url).pathname === "/v1/messages")
+      posted.push({ url, init: { ...init } });
+    return fetch(url, init);
+  };
+  const alice = client(server, { extra: { fetch: recording } });
+  const a = email("alice");
+  const b = email("bob");
+  await alice.register(a, "alice password");
+  const dir = await mkdtemp(join(tmpdir(), "sealpost-js-replay-"));
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  try {
+    const bob = client(server, { store: fileStore({ dir, key }) });
+    await bob.register(b, "bob password");
+    await alice.messages.send(b, "only once");
+    const first = await bob.messages.list();
+    assert.equal(first.messages[0].message.text, "only once");
+    bob.close();
+    // The server (or anyone who can post as Alice) stores the very same ciphertext again, as a new entry.
+    const again = await fetch(posted[0].url, posted[0].init);
+    assert.equal(again.status, 201);
+    const restarted = client(server, { store: fileStore({ dir, key }) });
+    await restarted.resume();
+    const page = await restarted.messages.list({ after: first.next });
+    assert.equal(page.messages.length, 1);
+    assert.equal(page.messages[0].ok, false);
+    assert.equal(page.messages[0].error.code, "replayed");
+    // The first entry read again is not a replay.
+    assert.ok((await restarted.messages.list()).messages[0].ok);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
