@@ -132,6 +132,7 @@ async function* run(
     schedule();
     const onAbort = () => conn.push({ kind: "close", code: undefined, reason: "aborted" });
     signal?.addEventListener("abort", onAbort);
+    if (signal?.aborted) onAbort(); // aborted while the token was being fetched
     try {
       for (;;) {
         const e = await conn.next();

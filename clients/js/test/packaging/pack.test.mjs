@@ -136,3 +136,47 @@ test("Vite builds it with no plugins and no config, the KDF worker emitted as it
     assets.join(" "),
   );
 });
+
+test("TypeScript finds the types of every entry through the types condition (NodeNext and Bundler resolution)", async () => {
+  await writeFile(
+    join(scratch, "consumer.ts"),
+    `import { createClient, memoryStore, SealpostError, type Received } from "@sealpost/sdk";
+import { ready, safetyNumber, type Kdf } from "@sealpost/sdk/protocol";
+import { fileStore } from "@sealpost/sdk/node";
+const c = createClient({ server: "https://example.com", store: memoryStore() });
+const kdf: Kdf = { alg: "argon2id13", salt: "AAAAAAAAAAAAAAAAAAAAAA", opslimit: 2, memlimit: 67108864 };
+async function main(): Promise<void> {
+  await ready();
+  const n: string = safetyNumber("0192f0c8-6e5a-7cc1-9d3b-5b1f2a3c4d5e", new Uint8Array(32), "0192f0c8-6e5a-7cc1-9d3b-5b1f2a3c4d5f", new Uint8Array(32));
+  for await (const r of c.messages.stream()) {
+    const x: Received = r;
+    if (!x.ok) { const e: SealpostError = x.error; console.log(e.code, n, kdf, fileStore); }
+  }
+}
+void main;
+`,
+  );
+  const tsc = join(pkgDir, "node_modules/.bin/tsc");
+  for (const resolution of [
+    ["--module", "nodenext", "--moduleResolution", "nodenext"],
+    ["--module", "esnext", "--moduleResolution", "bundler"],
+  ]) {
+    await run(
+      tsc,
+      [
+        "--noEmit",
+        "--strict",
+        "--skipLibCheck",
+        "--target",
+        "es2022",
+        "--types",
+        "node",
+        "--typeRoots",
+        join(pkgDir, "node_modules/@types"),
+        ...resolution,
+        "consumer.ts",
+      ],
+      { cwd: scratch },
+    );
+  }
+});
