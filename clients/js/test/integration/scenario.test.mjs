@@ -224,3 +224,15 @@ test("replay: the same sealed message posted again is `replayed`, also for a cli
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("send with senderCopy: false leaves nothing in the sender's mailbox; a note to self has no sender copy", async () => {
+  const { alice, a, b } = await pair();
+  await alice.messages.send(b, "no copy", { senderCopy: false });
+  assert.equal((await alice.messages.list()).messages.length, 0);
+  await alice.messages.send(a, "note to self");
+  const mine = (await alice.messages.list()).messages;
+  assert.deepEqual(
+    mine.map((r) => [r.message.text, r.message.outgoing]),
+    [["note to self", true]],
+  );
+});
