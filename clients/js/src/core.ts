@@ -7,7 +7,7 @@ import { SealpostError } from "./errors.js";
 import type { Http, Request, TransportOptions } from "./http.js";
 import type { KdfRunner } from "./kdf.js";
 import { wipe } from "./protocol/sodium.js";
-import { decodeState, encodeState, type State, wipeState } from "./state.js";
+import { decodeState, encodeState, mergeStored, type State, wipeState } from "./state.js";
 import type { KeyStore } from "./store.js";
 
 /** The events of a client, and what each handler receives. */
@@ -107,19 +107,40 @@ export class Core {
     return this.state;
   }
 
-  /** Writes the state to the store (writes queue up, each whole). */
+  /** The account's lock: refreshes and writes of every tab take turns under it. */
+  private lockName(userId: string): string {
+    return `sealpost ${this.origin} ${userId}`;
+  }
+
+  /** Writes the state to the store, merged with what another tab stored meanwhile, under the account's lock. */
   save(): Promise<void> {
     const s = this.need();
-    const write = async () => {
-      const bytes = encodeState(s);
-      try {
-        await this.store.save(this.origin, s.userId, bytes);
-      } finally {
-        wipe(bytes);
-      }
-    };
-    this.saving = this.saving.then(write, write);
+    const run = () =>
+      withLock(this.lockName(s.userId), async () => {
+        await this.takeInStored(s);
+        await this.write(s);
+      });
+    this.saving = this.saving.then(run, run);
     return this.saving;
+  }
+
+  /** Merges the stored record of `s`'s account into `s` (see mergeStored). */
+  private async takeInStored(s: State): Promise<void> {
+    const stored = await this.store.load(this.origin, s.userId);
+    if (stored === undefined) return;
+    const other = decodeState(stored);
+    wipe(stored);
+    mergeStored(s, other);
+    wipeState(other);
+  }
+
+  private async write(s: State): Promise<void> {
+    const bytes = encodeState(s);
+    try {
+      await this.store.save(this.origin, s.userId, bytes);
+    } finally {
+      wipe(bytes);
+    }
   }
 
   /** Takes a freshly signed-in state and its first access token. */
@@ -187,52 +208,37 @@ export class Core {
    * last one stored, so no two ever present the same token (§4.3 would revoke the session).
    */
   refresh(failed?: string): Promise<string> {
-    this.refreshing ??= withLock(
-      `sealpost-refresh ${this.origin} ${this.need().userId}`,
-      async () => {
-        const s = this.need();
-        if (failed !== undefined && this.access !== null && this.access.token !== failed)
-          return this.access.token;
-        const stored = await this.store.load(this.origin, s.userId);
-        if (stored !== undefined) {
-          const other = decodeState(stored);
-          wipe(stored);
-          if (
-            other.session?.id === s.session?.id &&
-            other.session?.refreshToken !== s.session?.refreshToken
-          ) {
-            s.session = other.session;
-          }
-          wipeState(other);
+    this.refreshing ??= withLock(this.lockName(this.need().userId), async () => {
+      const s = this.need();
+      if (failed !== undefined && this.access !== null && this.access.token !== failed)
+        return this.access.token;
+      // Another tab may have refreshed since: the token it stored is the live one.
+      await this.takeInStored(s);
+      if (s.session === null)
+        throw new SealpostError("signed_out", "this session has ended: log in again");
+      let answer: { access_token: string; refresh_token: string; expires_in: number };
+      try {
+        answer = await this.http.call({
+          method: "POST",
+          path: "/v1/auth/refresh",
+          body: { refresh_token: s.session.refreshToken },
+        });
+      } catch (e) {
+        if (e instanceof SealpostError && e.status === 401) {
+          this.drop();
+          throw new SealpostError(
+            "signed_out",
+            "the session was revoked or has expired: log in again",
+            { status: 401 },
+          );
         }
-        if (s.session === null)
-          throw new SealpostError("signed_out", "this session has ended: log in again");
-        let answer: { access_token: string; refresh_token: string; expires_in: number };
-        try {
-          answer = await this.http.call({
-            method: "POST",
-            path: "/v1/auth/refresh",
-            body: { refresh_token: s.session.refreshToken },
-          });
-        } catch (e) {
-          if (e instanceof SealpostError && e.status === 401) {
-            s.session = null;
-            await this.save().catch(() => undefined);
-            this.drop();
-            throw new SealpostError(
-              "signed_out",
-              "the session was revoked or has expired: log in again",
-              { status: 401 },
-            );
-          }
-          throw e;
-        }
-        s.session = { id: s.session.id, refreshToken: answer.refresh_token };
-        await this.save();
-        this.setAccess(answer.access_token, answer.expires_in);
-        return answer.access_token;
-      },
-    ).finally(() => {
+        throw e;
+      }
+      s.session = { id: s.session.id, refreshToken: answer.refresh_token };
+      await this.write(s);
+      this.setAccess(answer.access_token, answer.expires_in);
+      return answer.access_token;
+    }).finally(() => {
       this.refreshing = undefined;
     });
     return this.refreshing;

@@ -91,3 +91,28 @@ export function decodeState(bytes: Uint8Array): State {
 export function wipeState(s: State): void {
   wipe(s.accountKey, ...s.keys.map((k) => k.secretKey));
 }
+
+/**
+ * Takes in what another tab (or client) stored for the same account: its refresh token when it is
+ * of the same session (only a refresh, under the account's lock, writes a new one), and the pins,
+ * pending changes, replay entries and key versions this state does not have yet. What this state
+ * holds wins, so nothing pinned here is forgotten and nothing pinned there is lost.
+ */
+export function mergeStored(s: State, other: State): void {
+  if (other.session !== null && other.session.id === s.session?.id)
+    s.session = { ...other.session };
+  for (const [id, r] of Object.entries(other.contacts)) if (!(id in s.contacts)) s.contacts[id] = r;
+  for (const [email, id] of Object.entries(other.pendingEmails))
+    if (!(email in s.pendingEmails)) s.pendingEmails[email] = id;
+  for (const [payload, entry] of Object.entries(other.seen))
+    if (!(payload in s.seen)) s.seen[payload] = entry;
+  for (const k of other.keys) {
+    if (!s.keys.some((x) => x.version === k.version)) {
+      s.keys.push({
+        version: k.version,
+        publicKey: k.publicKey.slice(),
+        secretKey: k.secretKey.slice(),
+      });
+    }
+  }
+}

@@ -243,7 +243,7 @@ test("across tabs: refreshes take turns under navigator.locks, and a logout in o
     await Promise.all([tab1.resume(), tab2.resume()]);
     const id = tab1.account().userId;
     assert.ok(names.length >= 3);
-    assert.ok(names.every((n) => n === `sealpost-refresh ${server.url} ${id}`));
+    assert.ok(names.every((n) => n === `sealpost ${server.url} ${id}`));
     assert.equal(most, 1);
     assert.equal((await tab1.sessions()).length, 1);
     assert.equal((await tab2.sessions()).length, 1);
@@ -254,4 +254,29 @@ test("across tabs: refreshes take turns under navigator.locks, and a logout in o
   } finally {
     delete globalThis.navigator;
   }
+});
+
+test("a tab writing its pins never puts back a refresh token another tab has replaced, and keeps the other's pins", async () => {
+  const store = memoryStore();
+  const a = email("alice");
+  const b = email("bob");
+  const c = email("carol");
+  const tab1 = client(server, { store });
+  await tab1.register(a, "alice password");
+  await client(server).register(b, "bob password");
+  await client(server).register(c, "carol password");
+  const tab2 = client(server, { store });
+  await tab2.resume();
+  await tab1.resume(); // tab1 rotates the refresh token; tab2 still holds the one before in memory
+  await tab1.contacts.lookup(c);
+  await tab2.contacts.lookup(b); // tab2 writes its pins
+  await tab1.resume(); // refreshes with whatever the store holds now
+  assert.equal((await tab1.sessions()).length, 1);
+  const stored = JSON.parse(
+    new TextDecoder().decode(await store.load(server.url, tab1.account().userId)),
+  );
+  const pinned = Object.values(stored.contacts)
+    .map((r) => r.email)
+    .sort();
+  assert.deepEqual(pinned, [b, c].sort());
 });
