@@ -169,7 +169,9 @@ export class Messages {
       signal: options.signal,
     });
     const messages: Received[] = [];
-    for (const e of page.messages) messages.push(await this.openEntry(e));
+    for (const e of page.messages) messages.push(await this.openEntry(e, false));
+    // The replay cache, written once for the page.
+    if (page.messages.length > 0) await this.core.save();
     const next = options.before !== undefined ? page.next_before : page.next_after;
     if (!Number.isSafeInteger(next))
       throw new SealpostError("protocol", "the server's page has no cursor");
@@ -183,7 +185,7 @@ export class Messages {
   }
 
   /** Opens one entry with every check of §3.3, the replay cache included; a failed check is a `Received` with `ok: false`. */
-  async openEntry(w: WireEntry): Promise<Received> {
+  async openEntry(w: WireEntry, persist = true): Promise<Received> {
     if (
       !isUuid(w.id) ||
       !isUuid(w.from) ||
@@ -230,7 +232,7 @@ export class Messages {
         payload.id,
         w.id,
       );
-      await this.core.save();
+      if (persist) await this.core.save();
       const full: Entry = {
         ...entry,
         fromEmail: this.contacts.knownEmail(w.from),
