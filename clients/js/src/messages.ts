@@ -89,6 +89,19 @@ export class Messages {
 
   /** Sends `text` to `to` (email or user id), sealed to the key checked against the pins; a rotation shows as `key_changed`, never a silent re-seal. */
   async send(to: string, text: string, options: SendOptions = {}): Promise<Sent> {
+    try {
+      return await this.sendOnce(to, text, options);
+    } catch (e) {
+      // Another tab (sharing this store) may have rotated my keys: take its key in and try once more.
+      if (!(e instanceof SealpostError && e.code === "own_keys_changed")) throw e;
+      const before = newestKey(this.core.need()).version;
+      await this.core.save();
+      if (newestKey(this.core.need()).version === before) throw e;
+      return this.sendOnce(to, text, options);
+    }
+  }
+
+  private async sendOnce(to: string, text: string, options: SendOptions): Promise<Sent> {
     const contact = await this.contacts.lookup(to);
     const s = this.core.need();
     const me = newestKey(s);
@@ -211,7 +224,12 @@ export class Messages {
     };
     try {
       const s = this.core.need();
-      const mine = s.keys.find((k) => k.version === w.key_version);
+      let mine = s.keys.find((k) => k.version === w.key_version);
+      if (mine === undefined) {
+        // Sealed to a version another tab sharing this store may have made: take it in.
+        await this.core.save();
+        mine = s.keys.find((k) => k.version === w.key_version);
+      }
       if (mine === undefined)
         throw new SealpostError(
           "not_for_me",

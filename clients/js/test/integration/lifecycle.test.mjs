@@ -280,3 +280,28 @@ test("a tab writing its pins never puts back a refresh token another tab has rep
     .sort();
   assert.deepEqual(pinned, [b, c].sort());
 });
+
+test("a key rotated in one tab is used by the other tab sharing its store, for opening and for sending", async () => {
+  const store = memoryStore();
+  const a = email("alice");
+  const b = email("bob");
+  const tab1 = client(server, { store });
+  await tab1.register(a, "alice password");
+  const bob = client(server);
+  await bob.register(b, "bob password");
+  const tab2 = client(server, { store });
+  await tab2.resume();
+  await tab1.rotateKeys("alice password");
+  await bob.contacts.lookup(a).catch(() => undefined);
+  await bob.contacts.trust(a);
+  // tab2 resumed with key 1 only: it sends with key 2 after taking it in from the store.
+  await tab2.messages.send(b, "from tab 2");
+  const got = (await bob.messages.list()).messages.filter((m) => !m.message?.outgoing);
+  assert.equal(got.at(-1).entry.senderKeyVersion, 2);
+  assert.equal(got.at(-1).message.text, "from tab 2");
+  // And opens what is sealed to key 2.
+  await bob.messages.send(a, "to alice's key 2");
+  const mine = (await tab2.messages.list()).messages.filter((m) => !m.message?.outgoing);
+  assert.equal(mine.at(-1).entry.keyVersion, 2);
+  assert.equal(mine.at(-1).message?.text, "to alice's key 2");
+});
