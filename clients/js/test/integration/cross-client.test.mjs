@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { startServer, client, email } from "../support/server.mjs";
 import { serverBin } from "../support/paths.mjs";
+import { codeOf } from "../support/codes.mjs";
 
 const run = promisify(execFile);
 let server;
@@ -24,11 +25,16 @@ after(async () => {
 
 /** Runs the CLI as `who` (its own state folder), with the password from the environment. */
 async function cli(who, password, ...args) {
+  return cliWith(who, { SEALPOST_PASSWORD: password }, ...args);
+}
+
+/** Runs the CLI as `who` with more environment (the password, the recovery key, a new password). */
+async function cliWith(who, extra, ...args) {
   const env = {
     ...process.env,
     SEALPOST_HOME: join(home, who),
     SEALPOST_SERVER: server.url,
-    SEALPOST_PASSWORD: password,
+    ...extra,
   };
   const { stdout } = await run(serverBin(), args, { env, timeout: 60000 });
   return stdout;
@@ -107,4 +113,39 @@ test("a key rotated in the CLI is a key change in JS, and trusted it opens; a ro
   await assert.rejects(cli("erin", "erin password", "send", finn, "to your new key?"), (e) =>
     /CHANGED/.test(e.stdout + e.stderr),
   );
+});
+
+test("recovery keys cross over: the CLI recovers with a key JS made, JS recovers with a key the CLI made", async () => {
+  const gina = email("gina-js");
+  const hugo = email("hugo-cli");
+  const js = client(server);
+  const { recoveryKey } = await js.register(gina, "gina password");
+  await js.messages.send(gina, "note to self before recovery");
+  await cliWith(
+    "gina",
+    { SEALPOST_RECOVERY_KEY: recoveryKey, SEALPOST_NEW_PASSWORD: "gina new" },
+    "recover",
+    gina,
+  );
+  const lines = (await cli("gina", "gina new", "inbox", "--json"))
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => [l.text, l.error]),
+    [["note to self before recovery", undefined]],
+  );
+
+  const out = await cli("hugo", "hugo password", "register", hugo);
+  const key = /([0-9A-Z]{4}-){13}[0-9A-Z]{4}/.exec(out)?.[0];
+  assert.ok(key, out);
+  await cli("hugo", "hugo password", "send", hugo, "hugo's note");
+  const other = client(server);
+  await other.recover(hugo, key, "hugo new");
+  const page = await other.messages.list();
+  assert.deepEqual(
+    page.messages.map((r) => r.message?.text),
+    ["hugo's note"],
+  );
+  assert.equal(await codeOf(client(server).login(hugo, "hugo password")), "wrong_password");
 });
