@@ -149,3 +149,19 @@ test("recovery keys cross over: the CLI recovers with a key JS made, JS recovers
   );
   assert.equal(await codeOf(client(server).login(hugo, "hugo password")), "wrong_password");
 });
+
+test("a password JS set signs the CLI in, and one the CLI set signs JS in (the same kdf and wraps)", async () => {
+  const ivy = email("ivy");
+  const js = client(server);
+  await js.register(ivy, "first");
+  await js.messages.send(ivy, "kept across both changes");
+  await js.changePassword("first", "second");
+  await cli("ivy", "second", "login", ivy);
+  await cliWith("ivy", { SEALPOST_PASSWORD: "second", SEALPOST_NEW_PASSWORD: "third" }, "passwd");
+  const again = client(server);
+  await again.login(ivy, "third");
+  assert.deepEqual(
+    (await again.messages.list()).messages.map((r) => r.message?.text),
+    ["kept across both changes"],
+  );
+});
