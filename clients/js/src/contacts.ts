@@ -339,6 +339,10 @@ export class Contacts {
         { trust: this.details(s, userId, email, refusal, offered) },
       );
     }
+    if (refusal.kind === "contact_changed" || offered === undefined) {
+      // Neither is answered where this is called (no offered key, no binding): refuse all the same.
+      return new SealpostError("unknown_user", `the keys of ${who} cannot be checked`);
+    }
     const trust = this.details(s, userId, email, refusal, offered);
     this.core.emit("keyChanged", trust);
     return new SealpostError(
