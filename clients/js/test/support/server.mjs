@@ -42,6 +42,9 @@ export async function startServer({ accessTokenTtl = 900, extra = [] } = {}) {
     ...extra,
   ];
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Never left behind, even when a test run ends early (process.exit, a failed before hook).
+  const reap = () => child.kill("SIGKILL");
+  process.once("exit", reap);
   const log = [];
   const url = await new Promise((resolve, reject) => {
     const onLine = (line) => {
@@ -62,6 +65,7 @@ export async function startServer({ accessTokenTtl = 900, extra = [] } = {}) {
     dir,
     log,
     async stop() {
+      process.off("exit", reap);
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
