@@ -48,6 +48,7 @@ mod limits;
 mod listen;
 mod messages;
 mod metrics;
+mod openapi;
 mod ops;
 pub mod pages;
 mod state;
@@ -115,7 +116,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
     let (router, doc) = routes();
-    let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let doc = Arc::new(openapi::finish(&doc, state.limits.max_ciphertext).to_string());
     let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight));
     router
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
