@@ -181,3 +181,30 @@ async fn create(path: &Path, store: &Store) -> anyhow::Result<ServerSecrets> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_secrets_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealpost.db.secrets");
+        let file = FileFormat {
+            jwt: hex(&[7; 32]),
+            prelogin: hex(&[9; 32]),
+        };
+        std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read(&path)
+                .err()
+                .unwrap_or_else(|| panic!("mode {mode:o} was read"));
+            assert!(e.to_string().contains("chmod 600"), "{e}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secrets = read(&path).unwrap().unwrap();
+        assert_eq!((secrets.jwt[0], secrets.prelogin[0]), (7, 9));
+    }
+}

@@ -460,3 +460,96 @@ both!(
         assert_eq!((after.contacts, after.seen), (before.contacts, before.seen));
     }
 );
+
+/// The forms a secret could take on the wire: raw text, hex, base64url.
+fn forms(bytes: &[u8]) -> Vec<String> {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        String::from_utf8_lossy(bytes).into_owned(),
+        hex,
+        sealpost_crypto::b64::encode(bytes),
+    ]
+}
+
+both!(
+    the_password_and_what_unwraps_keys_never_leave_the_client,
+    |app: TestApp| async move {
+        // Every request of registration, login, a password change, a new recovery key and a
+        // recovery goes through the proxy, which keeps each body.
+        let proxy = EvilProxy::start(&app.base).await;
+        let alice = person_at(&proxy.base, "alice").await;
+        let second = "a second password, just as secret";
+        let third = "and a third, after recovery";
+        alice
+            .client
+            .change_password(PASSWORD, second)
+            .await
+            .unwrap();
+        let recovery_key = alice.client.new_recovery_key().await.unwrap();
+        let other = Client::new(&proxy.base, std::sync::Arc::new(MemoryKeystore::new()));
+        other
+            .recover(&alice.email, &recovery_key, third, None)
+            .await
+            .unwrap();
+        other.login(&alice.email, third, None).await.unwrap();
+
+        let bodies: Vec<String> = proxy.seen().iter().map(|s| s.body.to_string()).collect();
+        // The wrap keys come from the passwords and the salts the client registered.
+        let kdfs: Vec<Value> = proxy
+            .seen()
+            .iter()
+            .filter(|s| s.body["kdf"].is_object())
+            .map(|s| s.body["kdf"].clone())
+            .collect();
+        assert_eq!(
+            kdfs.len(),
+            3,
+            "register, change and recover each send a kdf"
+        );
+        let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut auth_keys = Vec::new();
+        for (password, kdf) in [PASSWORD, second, third].into_iter().zip(&kdfs) {
+            secrets.push((
+                format!("password {password:?}"),
+                password.as_bytes().to_vec(),
+            ));
+            let kdf = sealpost_crypto::KdfParams::from_wire(
+                kdf["alg"].as_str().unwrap(),
+                kdf["salt"].as_str().unwrap(),
+                kdf["opslimit"].as_u64().unwrap(),
+                kdf["memlimit"].as_u64().unwrap(),
+            )
+            .unwrap();
+            let (wrap, auth) = sealpost_crypto::derive(password, &kdf).unwrap();
+            secrets.push((
+                format!("wrap key of {password:?}"),
+                wrap.expose_secret().to_vec(),
+            ));
+            auth_keys.push(sealpost_crypto::b64::encode(auth.expose_secret()));
+        }
+        let recovery = sealpost_crypto::RecoveryKey::parse(&recovery_key).unwrap();
+        secrets.push(("recovery key text".into(), recovery_key.as_bytes().to_vec()));
+        secrets.push(("recovery key".into(), recovery.expose_secret().to_vec()));
+        secrets.push((
+            "recovery wrap key".into(),
+            recovery.wrap_key().expose_secret().to_vec(),
+        ));
+        // The scan can find what is there: each auth_key is sent, as the protocol says.
+        for auth in &auth_keys {
+            assert!(
+                bodies.iter().any(|b| b.contains(auth.as_str())),
+                "{auth} never sent"
+            );
+        }
+        for (name, bytes) in &secrets {
+            for form in forms(bytes) {
+                for (i, body) in bodies.iter().enumerate() {
+                    assert!(
+                        !body.contains(&form),
+                        "the {name} is in request #{i}: {body}"
+                    );
+                }
+            }
+        }
+    }
+);

@@ -254,6 +254,21 @@ both!(
                 .status(),
             Some(403)
         );
+        // A small-order key is refused at rotation as at registration, in any encoding.
+        for hex in crate::accounts::vectors()["small_order_public_keys"]
+            .as_array()
+            .unwrap()
+        {
+            let mut req = rotate(bob.auth_key.clone(), 2);
+            req.public_key = crate::accounts::from_hex(hex.as_str().unwrap());
+            let e = bob.api.rotate_keys(&req).await.unwrap_err();
+            assert_eq!(
+                (e.status(), e.code(), e.field()),
+                (Some(400), Some("invalid_request"), Some("public_key")),
+                "{hex}"
+            );
+        }
+        assert_eq!(alice.api.user(bob.id).await.unwrap().key_version, 1);
         let e = bob
             .api
             .rotate_keys(&rotate(bob.auth_key.clone(), 3))

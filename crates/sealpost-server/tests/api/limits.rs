@@ -221,3 +221,90 @@ both!(
         app.stop().await;
     }
 );
+
+/// The body of the i-th request of a kind.
+type BodyOf<'a> = dyn Fn(usize) -> serde_json::Value + 'a;
+
+/// POST `path` with a JSON body from 127.0.0.1; the status and the Retry-After header, if any.
+async fn post(app: &TestApp, path: &str, body: serde_json::Value) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), retry)
+}
+
+both!(
+    prelogin_login_refresh_and_recovery_are_limited_per_address_and_prelogin_per_email,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        app.stop().await;
+        let mut args = test_args();
+        args.rate_per_address = 3;
+        args.rate_per_email = 1_000;
+        let app = TestApp::spawn_with(backend, args).await.unwrap();
+        let key = sealpost_crypto::b64::encode(&[1u8; 32]);
+        // Each of these has a budget of its own per address: three answers, then 429.
+        let calls: [(&str, &BodyOf<'_>, u16); 4] = [
+            (
+                "/v1/auth/prelogin",
+                &|i| serde_json::json!({"email": format!("p{i}@example.test")}),
+                200,
+            ),
+            (
+                "/v1/auth/login",
+                &|i| serde_json::json!({"email": format!("l{i}@example.test"), "auth_key": key}),
+                401,
+            ),
+            (
+                "/v1/auth/refresh",
+                &|i| serde_json::json!({"refresh_token": format!("nope-{i}")}),
+                401,
+            ),
+            (
+                "/v1/auth/recover",
+                &|i| serde_json::json!({"email": format!("r{i}@example.test"), "recovery_auth_key": key}),
+                401,
+            ),
+        ];
+        for (path, body, answer) in calls {
+            for i in 0..3 {
+                assert_eq!(post(&app, path, body(i)).await.0, answer, "{path} #{i}");
+            }
+            let (status, retry) = post(&app, path, body(3)).await;
+            assert_eq!(status, 429, "{path}");
+            let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+            assert!((1..=60).contains(&retry), "{path}: {retry}");
+        }
+        app.stop().await;
+
+        // Prelogin is limited per email too, whatever the address.
+        let mut args = test_args();
+        args.rate_per_email = 2;
+        let app = TestApp::spawn_with(backend, args).await.unwrap();
+        let same = serde_json::json!({"email": "polled@example.test"});
+        for i in 0..2 {
+            let from = reqwest::Client::builder()
+                .local_address(loopback(10 + i))
+                .build()
+                .unwrap();
+            let r = from
+                .post(format!("{}/v1/auth/prelogin", app.base))
+                .json(&same)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        assert_eq!(post(&app, "/v1/auth/prelogin", same).await.0, 429);
+        let other = serde_json::json!({"email": "other@example.test"});
+        assert_eq!(post(&app, "/v1/auth/prelogin", other).await.0, 200);
+        app.stop().await;
+    }
+);
