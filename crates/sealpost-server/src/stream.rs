@@ -199,8 +199,14 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
 
 /// The instant a token valid until `valid_until` (Unix seconds) stops being accepted.
 fn deadline(valid_until: i64) -> Instant {
-    let left_ms = (valid_until * 1000 - now_ms()).max(0);
-    Instant::now() + Duration::from_millis(left_ms.unsigned_abs())
+    Instant::now() + Duration::from_millis(millis_left(valid_until, now_ms()))
+}
+
+/// Milliseconds from `now_ms` until `valid_until` (Unix seconds), none if past; saturating, so
+/// that a token valid until the end of time does not overflow.
+fn millis_left(valid_until: i64, now_ms: i64) -> u64 {
+    let left = valid_until.saturating_mul(1000).saturating_sub(now_ms);
+    u64::try_from(left).unwrap_or(0)
 }
 
 /// A re-authentication frame on an open stream: the new token's deadline, or `None` when the
@@ -414,5 +420,19 @@ async fn deliver(
                 let _ = queue.try_send(Out::Ping);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_valid_until_the_end_of_time_does_not_overflow() {
+        assert_eq!(millis_left(10, 9_000), 1_000);
+        assert_eq!(millis_left(10, 11_000), 0);
+        assert_eq!(millis_left(i64::MAX, 0), i64::MAX.unsigned_abs());
+        assert_eq!(millis_left(i64::MIN, i64::MAX), 0);
+        assert!(deadline(i64::MAX) > Instant::now());
     }
 }
