@@ -76,7 +76,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Auth, ApiErro
     Ok(Auth {
         user_id: claims.sub,
         session_id: claims.sid,
-        valid_until: claims.exp + crate::tokens::LEEWAY_SECS,
+        valid_until: claims.valid_until(),
     })
 }
 

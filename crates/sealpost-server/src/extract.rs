@@ -69,11 +69,7 @@ where
         let bytes = axum::body::to_bytes(req.into_body(), state.limits.max_body)
             .await
             .map_err(|_| ApiError::invalid_body("the body could not be read"))?;
-        // The fast path: a well-formed body parses straight into its type.
-        if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
-            return Ok(JsonBody(value));
-        }
-        Err(diagnose::<T>(&bytes, state.limits.max_ciphertext_encoded))
+        parse_json(&bytes, state.limits.max_ciphertext_encoded).map(JsonBody)
     }
 }
 
@@ -121,6 +117,37 @@ pub async fn buffer_body(state: &AppState, req: Request) -> Request {
     Request::from_parts(parts, body)
 }
 
+/// Reads a body that arrived whole: its type, or the 400 (or 413) to report, in §4's order.
+pub(crate) fn parse_json<T: DeserializeOwned + Fields>(
+    bytes: &[u8],
+    max_ciphertext_encoded: usize,
+) -> Result<T, ApiError> {
+    // The fast path: a well-formed body parses straight into its type. Serde would also read an
+    // object's fields, in order, from an array (found by fuzzing): no body has an array, so one
+    // with an array goes to the diagnosis, which refuses it.
+    if !has_array(bytes) {
+        if let Ok(value) = serde_json::from_slice::<T>(bytes) {
+            return Ok(value);
+        }
+    }
+    Err(diagnose::<T>(bytes, max_ciphertext_encoded))
+}
+
+/// Whether JSON text has a `[` outside its strings.
+fn has_array(bytes: &[u8]) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[') => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Finds the fault to report for a body that did not parse, in §4's order.
 fn diagnose<T: DeserializeOwned + Fields>(bytes: &[u8], max_ciphertext_encoded: usize) -> ApiError {
     let value: Value = match serde_json::from_slice(bytes) {
@@ -152,6 +179,9 @@ fn diagnose<T: DeserializeOwned + Fields>(bytes: &[u8], max_ciphertext_encoded: 
             message: "the ciphertext is too large".into(),
             field: Some(path.into()),
         };
+    }
+    if let Some(path) = find_field(&value, "", &|_, inner| inner.is_array()) {
+        return ApiError::invalid(path.clone(), format!("{path} cannot be a JSON array"));
     }
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(_) => ApiError::invalid_body("the body could not be read"),
@@ -308,6 +338,53 @@ fn parse_hop(text: &str) -> Option<IpAddr> {
         .ok()
         .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
         .or_else(|| text.strip_prefix('[')?.split(']').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        n: i64,
+    }
+
+    impl Fields for Body {
+        const FIELDS: &'static [&'static str] = &["name", "inner"];
+    }
+
+    fn field(body: &str) -> Option<String> {
+        match parse_json::<Body>(body.as_bytes(), 100) {
+            Err(ApiError::Invalid { field, .. }) => Some(field.unwrap_or_default().into()),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn arrays_are_refused_where_serde_would_read_an_object_from_them() {
+        // The fuzz target `body` found a top-level array accepted as the object of its fields.
+        assert_eq!(field(r#"["x"]"#).as_deref(), Some(""));
+        assert_eq!(field(r#" [ "x", [1] ]"#).as_deref(), Some(""));
+        assert_eq!(
+            field(r#"{"name":"x","inner":[1]}"#).as_deref(),
+            Some("inner")
+        );
+        assert_eq!(field(r#"{"name":["x"]}"#).as_deref(), Some("name"));
+        // Brackets and escaped quotes inside strings are text.
+        let ok = parse_json::<Body>(br#"{"name":"[\"[\\","inner":{"n":1}}"#, 100);
+        assert_eq!(
+            ok.map(|b| (b.name, b.inner.map(|i| i.n))).ok(),
+            Some((r#"["[\"#.into(), Some(1)))
+        );
+    }
 }
 
 #[cfg(test)]

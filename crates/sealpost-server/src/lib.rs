@@ -13,6 +13,8 @@
 //! - `batch` (group commit of sends), [`hub`] (push and revocation), [`pages`] (the newest-page
 //!   cache), `wire` (hand-written JSON of mailbox entries).
 //! - [`tokens`], `limits`, `metrics`, `state`, `validate`, `clock`: what the handlers share.
+//! - `fuzzing` (feature `fuzzing`, off by default): pure entry points for the fuzz targets in
+//!   `fuzz/`.
 //!
 //! [`Server`] is the one way to start a server: `sealpost serve`, `sealpost demo` and every test
 //! bind it (tests on port 0) and run it until a shutdown future resolves. [`serve`] is
@@ -42,6 +44,8 @@ mod clock;
 pub mod config;
 mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hub;
 pub mod keyfile;
 mod limits;

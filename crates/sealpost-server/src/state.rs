@@ -26,7 +26,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn new(max_ciphertext: usize) -> Self {
+    pub(crate) fn new(max_ciphertext: usize) -> Self {
         let max_ciphertext_encoded = (max_ciphertext * 4).div_ceil(3);
         Limits {
             max_ciphertext,

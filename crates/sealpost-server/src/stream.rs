@@ -120,45 +120,20 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
             }
             return;
         }
-        Ok(Some(Ok(frame))) if oversized(&frame) => {
-            return close_now(
-                &mut sink,
-                close::MESSAGE_TOO_BIG,
-                "frames from the client are at most 16 KiB",
-            )
-            .await
-        }
-        Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AuthFrame>(&text) {
-            Ok(f) if f.r#type == "auth" && f.after >= 0 => {
-                match crate::bearer::authenticate(&state, &f.access_token).await {
-                    Ok(auth) => (auth, f.after),
-                    Err(_) => {
-                        return close_now(
-                            &mut sink,
-                            close::UNAUTHENTICATED,
-                            "invalid token or revoked session",
-                        )
-                        .await
-                    }
+        Ok(Some(Ok(frame))) => match first_frame(&frame) {
+            Ok((token, after)) => match crate::bearer::authenticate(&state, &token).await {
+                Ok(auth) => (auth, after),
+                Err(_) => {
+                    return close_now(
+                        &mut sink,
+                        close::UNAUTHENTICATED,
+                        "invalid token or revoked session",
+                    )
+                    .await
                 }
-            }
-            _ => {
-                return close_now(
-                    &mut sink,
-                    close::BAD_AUTH_FRAME,
-                    "the first frame must be an auth frame",
-                )
-                .await
-            }
+            },
+            Err((code, reason)) => return close_now(&mut sink, code, reason).await,
         },
-        Ok(Some(Ok(_))) => {
-            return close_now(
-                &mut sink,
-                close::BAD_AUTH_FRAME,
-                "the first frame must be an auth frame",
-            )
-            .await
-        }
     };
     // Subscribe before reading anything, so that an entry stored from now on wakes us.
     let sub = match state
@@ -197,10 +172,38 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
     state.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The first frame's token and `after`, or the close code and reason when it is not a valid
+/// `auth` frame (PROTOCOL §4.2). Pure, so that it is fuzzed as it is (`fuzz/`).
+pub(crate) fn first_frame(frame: &Message) -> Result<(String, i64), (u16, &'static str)> {
+    if oversized(frame) {
+        return Err((
+            close::MESSAGE_TOO_BIG,
+            "frames from the client are at most 16 KiB",
+        ));
+    }
+    let not_auth = (
+        close::BAD_AUTH_FRAME,
+        "the first frame must be an auth frame",
+    );
+    let Message::Text(text) = frame else {
+        return Err(not_auth);
+    };
+    match serde_json::from_str::<AuthFrame>(text) {
+        Ok(f) if f.r#type == "auth" && f.after >= 0 => Ok((f.access_token, f.after)),
+        _ => Err(not_auth),
+    }
+}
+
 /// The instant a token valid until `valid_until` (Unix seconds) stops being accepted.
 fn deadline(valid_until: i64) -> Instant {
-    let left_ms = (valid_until * 1000 - now_ms()).max(0);
-    Instant::now() + Duration::from_millis(left_ms.unsigned_abs())
+    Instant::now() + Duration::from_millis(millis_left(valid_until, now_ms()))
+}
+
+/// Milliseconds from `now_ms` until `valid_until` (Unix seconds), none if past; saturating, so
+/// that a token valid until the end of time does not overflow.
+pub(crate) fn millis_left(valid_until: i64, now_ms: i64) -> u64 {
+    let left = valid_until.saturating_mul(1000).saturating_sub(now_ms);
+    u64::try_from(left).unwrap_or(0)
 }
 
 /// A re-authentication frame on an open stream: the new token's deadline, or `None` when the
@@ -414,5 +417,35 @@ async fn deliver(
                 let _ = queue.try_send(Out::Ping);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_valid_until_the_end_of_time_does_not_overflow() {
+        assert_eq!(millis_left(10, 9_000), 1_000);
+        assert_eq!(millis_left(10, 11_000), 0);
+        assert_eq!(millis_left(i64::MAX, 0), i64::MAX.unsigned_abs());
+        assert_eq!(millis_left(i64::MIN, i64::MAX), 0);
+        assert!(deadline(i64::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn only_a_text_auth_frame_within_the_limit_gets_through() {
+        let text = |s: String| first_frame(&Message::Text(s.into()));
+        let auth = r#"{"type":"auth","access_token":"t","after":7}"#;
+        assert_eq!(text(auth.into()), Ok(("t".into(), 7)));
+        let not_auth = Err((
+            close::BAD_AUTH_FRAME,
+            "the first frame must be an auth frame",
+        ));
+        assert_eq!(text(auth.replace('7', "-1")), not_auth);
+        assert_eq!(text(auth.replace("auth\"", "hello\"")), not_auth);
+        assert_eq!(first_frame(&Message::Binary(auth.into())), not_auth);
+        let padded = auth.replace(r#""t""#, &format!("\"{}\"", "t".repeat(16 * 1024)));
+        assert_eq!(text(padded).map_err(|e| e.0), Err(close::MESSAGE_TOO_BIG));
     }
 }

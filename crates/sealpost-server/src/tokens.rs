@@ -22,6 +22,14 @@ pub struct Claims {
     pub exp: i64,
 }
 
+impl Claims {
+    /// When the token stops being accepted, in Unix seconds: `exp` and the leeway, saturating so
+    /// that no `exp`, however large, overflows.
+    pub fn valid_until(&self) -> i64 {
+        self.exp.saturating_add(LEEWAY_SECS)
+    }
+}
+
 /// The HMAC key that signs access tokens. Never printed.
 pub struct JwtKey(Zeroizing<Vec<u8>>);
 
@@ -108,7 +116,7 @@ impl JwtKey {
         mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
         mac.verify_slice(&sig).ok()?;
         let claims: Claims = serde_json::from_slice(&b64::decode(p).ok()?).ok()?;
-        if claims.exp + LEEWAY_SECS <= now {
+        if claims.valid_until() <= now {
             return None;
         }
         Some(claims)
@@ -158,6 +166,18 @@ mod tests {
         assert_eq!(key.verify(&t, 900), Some(c));
         assert_eq!(key.verify(&t, 1000 + LEEWAY_SECS), None);
         assert_eq!(JwtKey::new(vec![8; 32]).verify(&t, 900), None);
+    }
+
+    #[test]
+    fn an_exp_near_the_end_of_time_does_not_overflow() {
+        let key = JwtKey::new(vec![7; 32]);
+        for exp in [i64::MAX, i64::MAX - LEEWAY_SECS + 1] {
+            let c = claims(exp);
+            assert_eq!(key.verify(&key.sign(&c), i64::MAX - 1), Some(c));
+            assert_eq!(c.valid_until(), i64::MAX);
+        }
+        let c = claims(i64::MIN);
+        assert_eq!(key.verify(&key.sign(&c), 0), None);
     }
 
     #[test]
