@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use futures_util::SinkExt as _;
+use reqwest::Method;
+use sealpost_client::api::RawBody;
 use sealpost_testkit::tls::TestCa;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -210,5 +212,58 @@ async fn an_account_has_at_most_its_streams() {
             other => panic!("expected a stream once a slot was free, heard {other:?}"),
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_bodies_keep_nobody_waiting() {
+    // The attack of issue 13: many connections promise a large body and trickle it in. With a
+    // small in-flight cap (4), they once held every slot, and every request, /healthz included,
+    // got 503. A request takes a slot only once its body has arrived, so they hold none.
+    let mut args = test_args();
+    args.max_in_flight = 4;
+    args.body_timeout = 3;
+    let app = TestApp::spawn_with(Backend::Sqlite, args).await.unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        let mut s = TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(
+            b"POST /v1/auth/prelogin HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        slow.push(s);
+    }
+    // Throughout, before the body deadline: /healthz and a fresh client's prelogin are answered.
+    let api = app.api();
+    for i in 0..20 {
+        let r = api
+            .raw(Method::GET, "/healthz", RawBody::None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "/healthz #{i}: {}", r.text);
+    }
+    let fresh = api
+        .raw(
+            Method::POST,
+            "/v1/auth/prelogin",
+            RawBody::Json(serde_json::json!({"email": "fresh@example.test"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    // At the deadline each slow client is told 400 and cut off.
+    let mut answered = 0;
+    for s in &mut slow {
+        let mut answer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut answer))
+            .await
+            .expect("an answer before the bound")
+            .unwrap_or(0);
+        if String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 400") {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 1000, "every slow body was cut off with 400");
     app.stop().await;
 }
