@@ -406,7 +406,7 @@ function conversationScreen(email: string) {
               "div",
               { class: r.message.outgoing ? "msg out" : "msg" },
               h("span", { class: "meta" }, `${r.message.outgoing ? "You" : r.message.fromEmail ?? "Unverified sender"}, ${r.message.sentAt.toLocaleString()}`),
-              r.message.text,
+              h("span", { class: "text" }, r.message.text),
             )
           : h("div", { class: "msg bad" }, h("span", { class: "meta" }, `Message #${r.entry.seq}`), `This message cannot be shown (${r.error.code}).`),
       ),
