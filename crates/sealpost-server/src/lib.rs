@@ -56,6 +56,7 @@ mod stream;
 pub mod tokens;
 mod users;
 mod validate;
+mod web;
 mod wire;
 
 #[cfg(test)]
@@ -118,8 +119,12 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight));
     router
-        .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
+        .fallback(web::page)
         .route_layer(middleware::from_fn(tag_route))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::same_origin,
+        ))
         .layer(Extension(doc))
         .layer(middleware::from_fn_with_state(
             (state.clone(), in_flight),
