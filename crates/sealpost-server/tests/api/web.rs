@@ -38,7 +38,7 @@ async fn the_embedded_client_is_served_at_the_root_under_a_strict_policy() {
         assert!(csp.contains(directive), "{directive} missing from {csp}");
     }
     assert!(
-        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval'"),
+        !csp.contains("'unsafe-inline'") && !csp.contains(" 'unsafe-eval'"),
         "{csp}"
     );
     let html = r.text().await.unwrap();
