@@ -10,7 +10,7 @@ async fn spawn(edit: impl FnOnce(&mut sealpost_server::config::ServeArgs)) -> Te
     TestApp::spawn_with(Backend::Sqlite, args).await.unwrap()
 }
 
-fn header<'a>(r: &'a reqwest::Response, name: header::HeaderName) -> &'a str {
+fn header(r: &reqwest::Response, name: header::HeaderName) -> &str {
     r.headers()
         .get(&name)
         .map(|v| v.to_str().unwrap())
