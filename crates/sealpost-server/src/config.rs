@@ -177,6 +177,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_STREAM_STALL_MS", default_value_t = 10_000)]
     pub stream_stall_ms: u64,
 
+    /// Serve the browser client from this folder (a build of `web/`) instead of the one embedded
+    /// in the binary.
+    #[arg(long, env = "SEALPOST_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// An origin (`https://app.example.com`) whose pages may call the API cross-origin, with
+    /// CORS; repeat or separate with commas. By default none: a request whose `Origin` is not
+    /// the server's own is refused with 403.
+    #[arg(long, env = "SEALPOST_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origin: Vec<String>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `sealpost_server=debug`.
     #[arg(long, env = "SEALPOST_LOG", default_value = "info")]
     pub log: String,

@@ -61,6 +61,7 @@ mod stream;
 pub mod tokens;
 mod users;
 mod validate;
+mod web;
 mod wire;
 
 #[cfg(test)]
@@ -123,8 +124,12 @@ pub fn app(state: AppState) -> Router {
     let doc = Arc::new(openapi::finish(&doc, state.limits.max_ciphertext).to_string());
     let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight));
     router
-        .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
+        .fallback(web::page)
         .route_layer(middleware::from_fn(tag_route))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::same_origin,
+        ))
         .layer(Extension(doc))
         .layer(middleware::from_fn_with_state(
             (state.clone(), in_flight),

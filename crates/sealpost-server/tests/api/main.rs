@@ -20,3 +20,4 @@ mod ops;
 mod storage;
 mod stream;
 mod users;
+mod web;
