@@ -1,6 +1,6 @@
 //! The OpenAPI description, made exact. utoipa derives the operations and the schemas from the
 //! routes and their types; this module adds what follows from each route's shape (every route can
-//! shed load, a bearer route can answer 401, a JSON body can be refused with 400, 413 or 415, a
+//! shed load and refuse a foreign web origin, a bearer route can answer 401, a JSON body can be refused with 400, 413 or 415, a
 //! rate-limited route can answer 429), the §4 error body for every error, and the constraints
 //! that `validate` enforces (canonical base64url of a fixed length, the envelope sizes, UUIDs,
 //! email plausibility, the KDF bounds, key versions, paging), so that a request the document calls
@@ -229,7 +229,8 @@ fn finish_operation(method: &str, path: &str, op: &mut Value) {
     let Some(responses) = responses else {
         return;
     };
-    let mut statuses = vec!["500", "503"];
+    // 403: a request from a web page of another origin (`web::same_origin`), on every route.
+    let mut statuses = vec!["403", "500", "503"];
     if bearer {
         statuses.push("401");
     }
@@ -281,7 +282,7 @@ fn describe(status: &str) -> &'static str {
     match status {
         "400" => "invalid_request: the body or the query is wrong; `field` names the culprit",
         "401" => "unauthenticated: no, bad, expired or revoked credentials",
-        "403" => "forbidden: the proof of the password (current_auth_key) is wrong",
+        "403" => "forbidden: the proof of the password (current_auth_key) is wrong, or the request comes from a web page of another origin (see --allowed-origin)",
         "404" => "not_found: does not exist, or is not the caller's",
         "409" => "conflict, or stale_key (a key version that is not the newest)",
         "413" => "payload_too_large: the body or a ciphertext is too large",
@@ -504,7 +505,7 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
-                for status in ["500", "503"] {
+                for status in ["403", "500", "503"] {
                     assert!(responses.contains_key(status), "{method} {path}: {status}");
                 }
                 if op.get("requestBody").is_some() {
