@@ -48,7 +48,7 @@ impl Store {
         };
         on!(self, pool => {
             let mut tx = pool.begin().await?;
-            if self.is_postgres() {
+            if self.backend() == super::Backend::Postgres {
                 sqlx::query(LOCK_PG).execute(&mut *tx).await?;
             }
             let legacy: i64 = sqlx::query_scalar(has_legacy).fetch_one(&mut *tx).await?;
