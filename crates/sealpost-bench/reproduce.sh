@@ -4,7 +4,7 @@
 # scenario against it (results appended to $RESULTS), stops it, and finally draws the charts.
 #
 # Usage (from the workspace root): bash crates/sealpost-bench/reproduce.sh [sqlite] [postgres]
-# Environment: SERVER (a prebuilt sealpost binary), DURATION (15s), REPEAT (3), FILL (100000),
+# Environment: SERVER (a prebuilt sealpost binary), BENCH (a prebuilt sealpost-bench), DURATION (15s), REPEAT (3), FILL (100000),
 # PGURL (postgres://postgres@127.0.0.1:5432), RESULTS (docs/perf/results.jsonl), STEPS
 # (table,push,sweep,idle,two-nodes; also: sessions = baseline, login and refresh at 4 and at 32
 # connections; hubs = PostgreSQL send and push on one and on two nodes, with LISTEN/NOTIFY and
@@ -34,8 +34,11 @@ if [ -z "${SERVER:-}" ]; then
   cargo build --release -p sealpost
   SERVER=target/release/sealpost
 fi
-cargo build --release -p sealpost-bench
-BENCH=target/release/sealpost-bench
+# BENCH may name a prebuilt sealpost-bench (so that the working tree can change during a run).
+if [ -z "${BENCH:-}" ]; then
+  cargo build --release -p sealpost-bench
+  BENCH=target/release/sealpost-bench
+fi
 WORK=$(mktemp -d)
 PIDS=()
 
