@@ -61,6 +61,7 @@ macro_rules! notify {
 }
 
 pub mod accounts;
+pub mod admin;
 mod batch;
 pub mod keys;
 pub mod mailbox;
