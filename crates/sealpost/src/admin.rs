@@ -201,65 +201,35 @@ async fn command(store: &Store, command: AdminCommand, json: bool) -> Result<(),
         AdminCommand::Sessions {
             command: SessionsCommand::Revoke { email },
         } => {
-            let email = normalise(&email);
-            let user_id = store
-                .live_user_id(&email)
-                .await?
-                .ok_or_else(|| Failure::UnknownAccount(email.clone()))?;
+            let (email, user_id) = live_account(store, &email).await?;
             let revoked = store.revoke_user_sessions(user_id, now).await?;
             tracing::info!(%user_id, revoked, "an operator revoked every session of an account");
-            let postgres = backend == Backend::Postgres;
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "backend": backend.name(),
-                        "user_id": user_id,
-                        "email": email,
-                        "sessions_revoked": revoked,
-                        "every_node_told": postgres,
-                        "note": (!postgres).then_some(SQLITE_NOTE),
-                    })
-                );
+                let mut answer = account_answer(backend, &email, user_id);
+                answer["sessions_revoked"] = json!(revoked);
+                println!("{answer}");
             } else {
                 println!(
                     "revoked {revoked} live session{} of {email} (user {user_id})",
                     plural(revoked)
                 );
-                if postgres {
-                    println!("every node closes their streams now");
-                } else {
-                    println!("{SQLITE_NOTE}");
-                }
+                println!("{}", told(backend));
             }
         }
         AdminCommand::Account {
             command: AccountCommand::Delete { email, reason },
         } => {
-            let email = normalise(&email);
-            let user_id = store
-                .live_user_id(&email)
-                .await?
-                .ok_or_else(|| Failure::UnknownAccount(email.clone()))?;
+            let (email, user_id) = live_account(store, &email).await?;
             if !store.delete_account(user_id, now).await? {
                 // Deleted by its owner (or another operator) between the two statements.
                 return Err(Failure::UnknownAccount(email));
             }
             tracing::warn!(%user_id, reason = ?reason, "an operator deleted an account");
-            let postgres = backend == Backend::Postgres;
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "backend": backend.name(),
-                        "user_id": user_id,
-                        "email": email,
-                        "deleted": true,
-                        "reason": reason,
-                        "every_node_told": postgres,
-                        "note": (!postgres).then_some(SQLITE_NOTE),
-                    })
-                );
+                let mut answer = account_answer(backend, &email, user_id);
+                answer["deleted"] = json!(true);
+                answer["reason"] = json!(reason);
+                println!("{answer}");
             } else {
                 println!("deleted the account {email} (user {user_id}), reason: {reason}");
                 println!(
@@ -267,9 +237,7 @@ async fn command(store: &Store, command: AdminCommand, json: bool) -> Result<(),
                      gone; its user id and public keys stay, marked deleted (PROTOCOL §5), and \
                      the email can register again as a new user"
                 );
-                if !postgres {
-                    println!("{SQLITE_NOTE}");
-                }
+                println!("{}", told(backend));
             }
         }
         AdminCommand::Purge => {
@@ -284,6 +252,35 @@ async fn command(store: &Store, command: AdminCommand, json: bool) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The live account an operator named (its email normalised as the server stores it).
+async fn live_account(store: &Store, email: &str) -> Result<(String, uuid::Uuid), Failure> {
+    let email = normalise(email);
+    match store.live_user_id(&email).await? {
+        Some(user_id) => Ok((email, user_id)),
+        None => Err(Failure::UnknownAccount(email)),
+    }
+}
+
+/// What every answer about one account says with `--json`, revocation's reach included.
+fn account_answer(backend: Backend, email: &str, user_id: uuid::Uuid) -> serde_json::Value {
+    let postgres = backend == Backend::Postgres;
+    json!({
+        "backend": backend.name(),
+        "user_id": user_id,
+        "email": email,
+        "every_node_told": postgres,
+        "note": (!postgres).then_some(SQLITE_NOTE),
+    })
+}
+
+/// Who hears of a revocation made here.
+fn told(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "every node closes the account's streams now (4401)",
+        Backend::Sqlite => SQLITE_NOTE,
+    }
 }
 
 fn print_stats(backend: Backend, s: &Stats, json: bool) {
