@@ -65,9 +65,10 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AccountCommand,
     },
-    /// Delete what serves no one: expired or revoked sessions and their refresh tokens, used or
-    /// expired recovery tokens, and whatever a deleted account still holds beyond its user id and
-    /// public keys (those stay, PROTOCOL §5). In small batches, beside a running server.
+    /// Delete what serves no one: sessions that expired or were revoked over 10 minutes ago, with
+    /// their refresh tokens; used or expired recovery tokens; and whatever a deleted account still
+    /// holds beyond its user id and public keys (those stay, PROTOCOL §5). In small batches,
+    /// beside a running server.
     Purge,
 }
 
@@ -339,7 +340,10 @@ fn print_purged(backend: Backend, p: &Purged, json: bool) {
         return;
     }
     println!("purged ({})", backend.name());
-    println!("  sessions         {} (expired or revoked)", p.sessions);
+    println!(
+        "  sessions         {} (expired or revoked over 10 minutes ago)",
+        p.sessions
+    );
     println!(
         "  refresh tokens   {} (of those sessions)",
         p.refresh_tokens

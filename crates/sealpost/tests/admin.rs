@@ -467,6 +467,15 @@ both!(
         )
         .await;
         carol.api.logout().await.unwrap();
+        app.sql_execute(
+            "UPDATE sessions SET revoked_at = 1 WHERE id = $1",
+            &[Value::Uuid(carol.session_id)],
+        )
+        .await;
+        // Alice's second session was revoked just now: it is kept for the grace period, in case
+        // a refresh of it is under way.
+        let (second, _, _) = login(&app, &alice).await;
+        alice.api.revoke_session(second).await.unwrap();
         // Recovery tokens: one expired, one used, one live.
         let later = i64::MAX / 2;
         for (expires_at, used_at) in [(1, None), (later, Some(2)), (later, None)] {
@@ -510,8 +519,9 @@ both!(
         assert_eq!(purged["deleted_accounts"]["mailbox_entries"], 0, "{purged}");
         assert_eq!(purged["deleted_accounts"]["credentials"], 0, "{purged}");
 
-        // What is live stays: Alice's session (its used token still catches a reuse), her live
-        // recovery token, every account row, Dave's public key.
+        // What may still serve stays: Alice's live session (its used token still catches a
+        // reuse) and the one revoked within the grace period, her live recovery token, every
+        // account row, Dave's public key.
         alice.api.sessions().await.unwrap();
         let rotated = app.api().refresh(&alice_refresh).await.unwrap();
         assert_eq!(
@@ -520,7 +530,7 @@ both!(
                 &[Value::Uuid(alice.id)]
             )
             .await,
-            1
+            2
         );
         assert_eq!(
             app.sql_scalar("SELECT COUNT(*) FROM recovery_tokens", &[])
@@ -540,13 +550,23 @@ both!(
         app.api().refresh(&alice.refresh_token).await.unwrap_err();
         app.api().refresh(&rotated.refresh_token).await.unwrap_err();
 
-        // Plain text; and a second purge finds only Alice's session, now revoked by that reuse.
+        // Plain text: Alice's sessions, both revoked by now, are kept for the grace period...
         let plain = admin(&app, &["purge"]).await.ok();
-        assert!(plain.stdout.contains("sessions         1"), "{plain:?}");
+        assert!(plain.stdout.contains("sessions         0"), "{plain:?}");
         assert!(plain.stdout.contains("recovery tokens  0"), "{plain:?}");
+        // ...and purged once it is over: the first with its three refresh tokens.
+        app.sql_execute(
+            "UPDATE sessions SET revoked_at = 1 WHERE user_id = $1",
+            &[Value::Uuid(alice.id)],
+        )
+        .await;
         let third = admin(&app, &["purge", "--json"]).await.ok().json();
-        assert_eq!(third["sessions"], 0, "{third}");
-        assert_eq!(third["refresh_tokens"], 0, "{third}");
+        assert_eq!(third["sessions"], 2, "{third}");
+        assert_eq!(third["refresh_tokens"], 4, "{third}");
+        assert_eq!(
+            app.sql_scalar("SELECT COUNT(*) FROM sessions", &[]).await,
+            0
+        );
         assert_nothing_secret(
             &[&run, &plain],
             &sent,

@@ -21,6 +21,10 @@ use crate::hub::notification;
 
 /// Rows deleted per statement by [`Store::purge`].
 const PURGE_BATCH: i64 = 500;
+/// How long a dead session is kept before a purge deletes it: a refresh that read it just before
+/// it died (or a node whose clock is behind this one's) must not find it gone half-way through
+/// its transaction; and a dead session answers 401 whether it is there or not.
+pub const SESSION_GRACE_MS: i64 = 10 * 60 * 1000;
 
 /// What a database holds, in counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +45,7 @@ pub struct Stats {
 /// What [`Store::purge`] deleted, per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Purged {
-    /// Sessions that expired or were revoked.
+    /// Sessions that expired or were revoked (over [`SESSION_GRACE_MS`] ago).
     pub sessions: u64,
     /// The refresh tokens of those sessions.
     pub refresh_tokens: u64,
@@ -90,12 +94,13 @@ const SELECT_LIVE_USER: &str = "SELECT id FROM users WHERE email = $1 AND delete
 const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 \
      WHERE user_id = $2 AND revoked_at IS NULL RETURNING expires_at";
 
-/// A session is dead once revoked or expired; a deleted account's are handled as leftovers.
+/// A session is purged once it was revoked or expired before `$1` (now less [`SESSION_GRACE_MS`]);
+/// a deleted account's are handled as leftovers.
 const PURGE_DEAD_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN \
      (SELECT t.hash FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-      WHERE s.revoked_at IS NOT NULL OR s.expires_at <= $1 LIMIT $2)";
+      WHERE s.revoked_at <= $1 OR s.expires_at <= $1 LIMIT $2)";
 const PURGE_DEAD_SESSIONS: &str = "DELETE FROM sessions WHERE id IN \
-     (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1 LIMIT $2)";
+     (SELECT id FROM sessions WHERE revoked_at <= $1 OR expires_at <= $1 LIMIT $2)";
 const PURGE_RECOVERY_TOKENS: &str = "DELETE FROM recovery_tokens WHERE hash IN \
      (SELECT hash FROM recovery_tokens WHERE used_at IS NOT NULL OR expires_at <= $1 LIMIT $2)";
 
@@ -274,17 +279,20 @@ impl Store {
         })
     }
 
-    /// Deletes what no longer serves anyone: dead sessions (expired or revoked) with their refresh
-    /// tokens, used or expired recovery tokens, and what deleted accounts still hold beyond their
+    /// Deletes what no longer serves anyone: dead sessions (expired or revoked, more than
+    /// [`SESSION_GRACE_MS`] before `now`) with their refresh tokens, used or expired recovery tokens, and what deleted accounts still hold beyond their
     /// user id and public keys (which stay, PROTOCOL §5). In batches of a few hundred rows.
     pub async fn purge(&self, now: i64) -> Result<Purged, sqlx::Error> {
+        let dead_before = now.saturating_sub(SESSION_GRACE_MS);
         let mut purged = Purged {
             refresh_tokens: self
-                .delete_in_batches(PURGE_DEAD_REFRESH_TOKENS, now)
+                .delete_in_batches(PURGE_DEAD_REFRESH_TOKENS, dead_before)
                 .await?,
             ..Purged::default()
         };
-        purged.sessions = self.delete_in_batches(PURGE_DEAD_SESSIONS, now).await?;
+        purged.sessions = self
+            .delete_in_batches(PURGE_DEAD_SESSIONS, dead_before)
+            .await?;
         purged.recovery_tokens = self.delete_in_batches(PURGE_RECOVERY_TOKENS, now).await?;
         let mut after = Uuid::nil();
         loop {
@@ -307,7 +315,7 @@ impl Store {
         Ok(purged)
     }
 
-    /// Runs `sql` (a `DELETE` of at most `$2` rows dead at `$1`) until it deletes nothing.
+    /// Runs `sql` (a `DELETE` of at most `$2` rows dead before `$1`) until it deletes nothing.
     async fn delete_in_batches(&self, sql: &str, now: i64) -> Result<u64, sqlx::Error> {
         let mut total = 0;
         loop {
