@@ -157,8 +157,22 @@ both!(stats_count_what_was_made, |app: TestApp| async move {
     assert_eq!(stats["mailboxes"]["entries"], 3, "{stats}");
     assert_eq!(stats["mailboxes"]["ciphertext_bytes"], bytes, "{stats}");
     assert!(stats["database_bytes"].as_i64().unwrap() > 0, "{stats}");
-    // `--json` after the command too.
+    // `--json` after the command too; the database from the environment, as for `serve`.
     assert_eq!(admin(&app, &["stats", "--json"]).await.ok().json(), stats);
+    let database = app.state.config.database.as_str().to_owned();
+    let from_env = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["admin", "stats", "--json"])
+            .env("SEALPOST_DATABASE_URL", database)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(from_env.status.success(), "{from_env:?}");
+    let from_env: serde_json::Value = serde_json::from_slice(&from_env.stdout).unwrap();
+    assert_eq!(from_env, stats);
 
     let plain = admin(&app, &["stats"]).await.ok();
     assert!(plain.stdout.contains("3 live, 1 deleted"), "{plain:?}");
