@@ -3,8 +3,8 @@
 //! purge what no longer serves anyone. Account deletion is [`Store::delete_account`], the same
 //! code path as `POST /v1/account/delete`.
 //!
-//! Everything here reads or writes counts, ids and timestamps; no statement selects a ciphertext,
-//! a key, a hash or a token. Purges go in small batches, each its own short transaction, so that
+//! Nothing here answers with more than counts and ids: no statement hands a ciphertext, a key,
+//! a hash or a token back to the caller. Purges go in small batches, each its own short transaction, so that
 //! a server's sends on the same database wait for one batch at most.
 
 use std::str::FromStr;
