@@ -1,11 +1,12 @@
 //! `sealpost`: one command line. `sealpost serve` runs the server; the other commands are the
 //! client (`commands`), with its terminal plumbing in `ui`; `sealpost demo` runs both in one
-//! process (`demo`).
+//! process (`demo`); `sealpost admin` is the operator's, on the database directly (`admin`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod commands;
 mod demo;
 mod ui;
@@ -64,6 +65,9 @@ enum Command {
     Client(ClientCommand),
     /// Run a server in this process, and let Alice write to Bob through it, showing every step.
     Demo,
+    /// Operate a Sealpost database directly: stats, revoke an account's sessions, delete an
+    /// account, purge.
+    Admin(Box<admin::AdminArgs>),
 }
 
 /// The client's commands (`commands::run`).
@@ -156,6 +160,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => sealpost_server::serve(*args).await,
             Command::Demo => demo::run().await,
+            Command::Admin(args) => admin::run(*args).await,
             Command::Client(command) => {
                 let transport = commands::transport(cli.ca_cert.as_deref(), cli.insecure_http)?;
                 let context = commands::Context::new(cli.server, cli.home, transport)?;
@@ -166,6 +171,10 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            // `sealpost admin` reported its failure itself, and says how to exit.
+            if let Some(admin::Exit(code)) = error.downcast_ref() {
+                return std::process::ExitCode::from(*code);
+            }
             ui::report(&error);
             std::process::ExitCode::FAILURE
         }

@@ -11,8 +11,8 @@ use sqlx::migrate::{Migrate as _, Migrator};
 
 use super::{Db, Store};
 
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+pub(super) static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+pub(super) static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Whether the old ledger is there; the dialects differ.
 const HAS_LEGACY_LEDGER_SQLITE: &str =

@@ -62,6 +62,7 @@ macro_rules! notify {
 }
 
 pub mod accounts;
+pub mod admin;
 pub mod batch;
 pub mod keys;
 pub mod mailbox;
