@@ -308,7 +308,7 @@ def main():
 
     step("Bob's CLI reads and opens every message through the proxy")
     out = cli(args, bob, "inbox", "--json")
-    got = [(m["seq"], m.get("text")) for m in map(json.loads, (l for l in out.splitlines() if l.startswith("{")))]
+    got = [(m["seq"], m.get("text")) for m in map(json.loads, (line for line in out.splitlines() if line.startswith("{")))]
     if not all(s in got for s in sent):
         raise CheckFailed(f"inbox --json does not show every message sent ({sent}):\n{out}")
     check(True, f"inbox --json shows the {len(sent)} message(s) sent, each opened and verified")
