@@ -5,6 +5,7 @@ import {
   formatSafetyNumber,
   indexedDBStore,
   isSealpostError,
+  type Account,
   type Client,
   type Received,
   type TrustDetails,
@@ -261,7 +262,62 @@ function loginScreen() {
     await signedIn({ userId: a.userId, email: a.email });
     location.hash = "#/";
   });
-  screen("Sign in", form, h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create one")));
+  screen(
+    "Sign in",
+    form,
+    h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create one")),
+    h("p", {}, "Forgot your password? ", h("a", { href: "#/recover" }, "Use your recovery key")),
+  );
+}
+
+/** A new password with the recovery key (the SDK checks the key's typo check before asking the server), then signed in. */
+function recoverScreen() {
+  const err = alertBox();
+  const email = field("Email", "email", "email", { autocomplete: "username" });
+  const key = field("Recovery key (14 groups of 4 letters or digits)", "text", "recovery-key", {
+    autocomplete: "off",
+    autocapitalize: "characters",
+    spellcheck: "false",
+  });
+  const pw = field("New password (at least 10 characters)", "password", "password", {
+    autocomplete: "new-password",
+    minlength: "10",
+  });
+  const form = h(
+    "form",
+    {},
+    ...email.nodes,
+    ...key.nodes,
+    ...pw.nodes,
+    h("button", { type: "submit" }, "Set the new password and sign in"),
+    err,
+  );
+  busy(form, err, async () => {
+    let a: Account;
+    try {
+      a = await client.recover(email.input.value, key.input.value, pw.input.value, { deviceName: "Web browser" });
+    } catch (e) {
+      if (isSealpostError(e, "recovery_key_typo"))
+        throw new Error("That recovery key has a typo: check each group of four (case, spaces and dashes do not matter).");
+      if (isSealpostError(e, "unauthenticated")) throw new Error("Wrong email or recovery key.");
+      throw e;
+    }
+    key.input.value = "";
+    pw.input.value = "";
+    await signedIn({ userId: a.userId, email: a.email });
+    location.hash = "#/";
+    announce("New password set; every other session is signed out. The recovery key still works: make a new one in Settings to replace it.");
+  });
+  screen(
+    "Recover your account",
+    h(
+      "p",
+      {},
+      "Forgot your password? The recovery key you saved when you registered sets a new one, here in your browser. Every other session of the account is signed out.",
+    ),
+    form,
+    h("p", {}, h("a", { href: "#/login" }, "Back to sign in")),
+  );
 }
 
 /** The peer of a message: who it was from, or for an outgoing copy who it went to. */
@@ -666,12 +722,13 @@ function route() {
   const param = arg ? decodeURIComponent(arg) : "";
   if (!me) {
     if (page === "register") return registerScreen();
+    if (page === "recover") return recoverScreen();
     return loginScreen();
   }
   if (page === "c" && param) return conversationScreen(param);
   if (page === "contact" && param) return void contactScreen(param);
   if (page === "settings") return settingsScreen();
-  if (page === "register" || page === "login") location.hash = "#/";
+  if (page === "register" || page === "login" || page === "recover") location.hash = "#/";
   return conversationsScreen();
 }
 

@@ -58,6 +58,7 @@ async function register(page, who, password, screenshots = false, url = server.u
   await page.getByLabel("I have saved my recovery key somewhere safe").check();
   await go.click();
   await page.getByRole("heading", { name: "Conversations" }).waitFor();
+  return key;
 }
 
 async function openConversation(page, peer) {
@@ -352,5 +353,58 @@ test("settings: revoke a session, new recovery key, rotate keys, change password
       "/#/login: Failed to load resource: the server responded with a status of 401 (Unauthorized)",
     ],
   );
+  checkBodies(b);
+});
+
+test("account recovery in the browser: a typo is said before any request, the recovery key sets a new password, the mailbox is kept", async () => {
+  const ann = email("ann");
+  const pal = email("pal");
+  const [old, next] = ["ann's forgotten password", "ann's new password 10"];
+  secrets.push(old, next, "Kept across the recovery");
+  const b = await browser();
+  const page = await b.page();
+  const recoveryKey = await register(page, ann, old);
+  secrets.push(recoveryKey, recoveryKey.replace(/-/g, ""));
+  const palClient = sdkClient(server);
+  await palClient.register(pal, "pal's password 10");
+  await palClient.messages.send(ann, "Kept across the recovery");
+  const laptop = sdkClient(server);
+  await laptop.login(ann, old, { deviceName: "ann's laptop" });
+
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.getByRole("link", { name: "Use your recovery key" }).click();
+  await page.getByRole("heading", { name: "Recover your account" }).waitFor();
+  assert.deepEqual(await axe(page, "recover"), []);
+  await shot(page, "11-recover");
+
+  // One symbol changed: the key's own check says so, and nothing is asked of the server.
+  const groups = recoveryKey.split("-");
+  groups[1] = (groups[1][0] === "0" ? "1" : "0") + groups[1].slice(1);
+  await page.getByLabel("Email").fill(ann);
+  await page.getByLabel(/^Recovery key/).fill(groups.join("-"));
+  await page.getByLabel(/^New password/).fill(next);
+  await page.getByRole("button", { name: "Set the new password and sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "That recovery key has a typo" }).waitFor(WAIT);
+  assert.equal(b.sent.filter((s) => s.url.endsWith("/v1/auth/recover")).length, 0);
+  assert.deepEqual(await axe(page, "recover with an error"), []);
+
+  // The right key, written in lower case with spaces: a new password, signed in, the mailbox there.
+  await page.getByLabel(/^Recovery key/).fill(recoveryKey.toLowerCase().replace(/-/g, " "));
+  await page.getByRole("button", { name: "Set the new password and sign in" }).click();
+  await page.getByRole("heading", { name: "Conversations" }).waitFor(WAIT);
+  await page.locator("#announcer").getByText(/New password set/).waitFor(WAIT);
+  await page.getByRole("link", { name: pal }).click();
+  await page.getByRole("log").getByText("Kept across the recovery").waitFor(WAIT);
+
+  // Every other session was signed out; the new password signs in, the old one no longer does.
+  await assert.rejects(laptop.sessions(), (e) => e.code === "signed_out" || e.code === "unauthenticated");
+  await assert.rejects(sdkClient(server).login(ann, old), (e) => e.code === "wrong_password");
+  const again = sdkClient(server);
+  await again.login(ann, next);
+  again.close();
+  laptop.close();
+  palClient.close();
+  assert.deepEqual(b.errors, []);
   checkBodies(b);
 });
