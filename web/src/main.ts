@@ -7,6 +7,7 @@ import {
   isSealpostError,
   type Account,
   type Client,
+  type Message,
   type Received,
   type TrustDetails,
 } from "@sealpost/sdk";
@@ -171,6 +172,30 @@ async function loadOlder(): Promise<boolean> {
 function noteFailure(r: Received) {
   if (!r.ok && (r.error.code === "key_changed" || r.error.code === "contact_changed"))
     changed.set(r.entry.from, { code: r.error.code, trust: r.error.trust });
+}
+
+/**
+ * Opens again every loaded entry to or from `ids` once the user has accepted a key or contact
+ * change: a message that failed with key_changed opens now, and names follow the new pins (after a
+ * contact change the old account is no longer shown under the email). Pages forward from the
+ * oldest such entry to the newest.
+ */
+async function reopen(ids: Set<string>) {
+  const stale = [...entries.values()].filter((r) => ids.has(r.entry.from) || ids.has(r.entry.to));
+  if (stale.length === 0) return;
+  const wanted = new Set(stale.map((r) => r.entry.id));
+  const last = Math.max(...stale.map((r) => r.entry.seq));
+  let after = Math.min(...stale.map((r) => r.entry.seq)) - 1;
+  while (after < last) {
+    const page = await client.messages.list({ after, limit: 200 });
+    for (const r of page.messages) {
+      if (!wanted.has(r.entry.id)) continue;
+      entries.set(r.entry.id, r);
+      noteFailure(r);
+    }
+    if (page.messages.length === 0) break;
+    after = page.next;
+  }
 }
 
 function forgetSession() {
@@ -382,24 +407,30 @@ function safetyGroups(number: string, label: string): HTMLElement {
 /** The key-change / contact-change warning: words and an icon, and the new safety number. */
 function warningBox(email: string, info: { code: string; trust: TrustDetails | undefined }, accepted: () => void) {
   const err = alertBox();
-  const accept = h("button", { type: "button" }, "I have checked: accept the new key");
+  const account = info.code === "contact_changed";
+  const accept = h("button", { type: "button" }, `I have checked: accept the new ${account ? "account" : "key"}`);
   accept.addEventListener("click", async () => {
     err.textContent = "";
     accept.disabled = true;
     try {
       await client.contacts.trust(email);
-      for (const [k, v] of changed) if (k === info.trust?.userId || v === info) changed.delete(k);
-      announce(`The new key of ${email} is accepted.`);
-      accepted();
     } catch (e) {
       say(err, e);
       accept.disabled = false;
+      return;
     }
+    for (const [k, v] of changed) if (k === info.trust?.userId || v === info) changed.delete(k);
+    const ids = new Set([info.trust?.userId, info.trust?.pinnedUserId].filter((id): id is string => !!id));
+    // What this page could not open, or showed under the old pins, is opened again now, not at the next reload.
+    let note = "";
+    await reopen(ids).catch(() => (note = " Some messages could not be opened again: reload the page to retry."));
+    announce(`The new ${account ? "account" : "key"} of ${email} is accepted.${note}`);
+    accepted();
+    refresh?.();
   });
-  const what =
-    info.code === "contact_changed"
-      ? `The account behind ${email} is not the one you talked to before.`
-      : `${email}'s security key has changed.`;
+  const what = account
+    ? `The account behind ${email} is not the one you talked to before.`
+    : `${email}'s security key has changed.`;
   return h(
     "div",
     { class: "warning", role: "alert", id: "key-warning" },
@@ -413,6 +444,14 @@ function warningBox(email: string, info: { code: string; trust: TrustDetails | u
     accept,
     err,
   );
+}
+
+/** Who sent a message, as the pins say: an account not pinned to the email it claims is never shown under it. */
+function senderName(m: Message): string {
+  if (m.fromEmail) return m.fromEmail;
+  return m.fromClaimedEmail
+    ? `Unverified sender (claims to be ${m.fromClaimedEmail}; not your contact)`
+    : "Unverified sender";
 }
 
 function conversationScreen(email: string) {
@@ -442,14 +481,23 @@ function conversationScreen(email: string) {
     blocked = !!info;
     send.disabled = blocked;
     text.setAttribute("aria-describedby", blocked ? "key-warning" : "");
-    warn.replaceChildren(info ? warningBox(email, info, () => block(undefined)) : "");
+    warn.replaceChildren(
+      info
+        ? warningBox(email, info, () => {
+            block(undefined);
+            // The button that had focus is gone: the message box is where the user goes next.
+            text.focus();
+          })
+        : "",
+    );
   };
 
   const draw = () => {
     const mine = [...entries.values()]
       .filter((r) => {
         const p = peerOf(r);
-        return p.email === email || p.id === peerId;
+        // An account this email may have moved to shows here only once that move is accepted (§6).
+        return p.email === email || (p.id === peerId && !changed.has(p.id));
       })
       .sort((a, b) => a.entry.seq - b.entry.seq);
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -461,7 +509,7 @@ function conversationScreen(email: string) {
           ? h(
               "div",
               { class: r.message.outgoing ? "msg out" : "msg" },
-              h("span", { class: "meta" }, `${r.message.outgoing ? "You" : r.message.fromEmail ?? "Unverified sender"}, ${r.message.sentAt.toLocaleString()}`),
+              h("span", { class: "meta" }, `${r.message.outgoing ? "You" : senderName(r.message)}, ${r.message.sentAt.toLocaleString()}`),
               h("span", { class: "text" }, r.message.text),
             )
           : h("div", { class: "msg bad" }, h("span", { class: "meta" }, `Message #${r.entry.seq}`), `This message cannot be shown (${r.error.code}).`),
@@ -565,7 +613,18 @@ async function contactScreen(email: string) {
     }
     if (n.pending) {
       parts.push(
-        warningBox(email, { code: n.pendingUserId ? "contact_changed" : "key_changed", trust: { userId: n.pendingUserId ?? n.userId, safetyNumber: n.pending.safetyNumber } }, () => void contactScreen(email)),
+        warningBox(
+          email,
+          {
+            code: n.pendingUserId ? "contact_changed" : "key_changed",
+            trust: {
+              userId: n.pendingUserId ?? n.userId,
+              pinnedUserId: n.pendingUserId ? n.userId : undefined,
+              safetyNumber: n.pending.safetyNumber,
+            },
+          },
+          () => void contactScreen(email),
+        ),
       );
     }
     body.replaceChildren(...parts.filter((c): c is Node => !!c));

@@ -74,6 +74,16 @@ async function send(page, text) {
   await page.getByRole("log").getByText(text).waitFor(WAIT);
 }
 
+/** What the CLI's `inbox --json` lists for `who`: one object a line. */
+async function inboxOf(who, password) {
+  return (await cli(server, who, password, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** A pattern that matches `text` as it is (an email's dots included). */
+function literal(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 test("first load weighs at most 300 KB gzipped, with an SVG favicon the CSP allows and no failed request", async () => {
   const b = await browser();
   const page = await b.page();
@@ -132,7 +142,7 @@ test("Alice in the browser and Bob on the CLI: send, live reply, safety number, 
 
   await openConversation(page, bob);
   await send(page, "Hello Bob, from the browser");
-  const inbox = (await cli(server, "bob", pb, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+  const inbox = await inboxOf("bob", pb);
   assert.ok(
     inbox.some((m) => m.text === "Hello Bob, from the browser" && m.from === alice),
     JSON.stringify(inbox),
@@ -208,7 +218,7 @@ test("Alice in the browser and Bob on the CLI: send, live reply, safety number, 
   await warning.waitFor({ state: "detached", ...WAIT });
   await page.getByRole("textbox", { name: "Message" }).fill("");
   await send(page, "After your new key");
-  const after = (await cli(server, "bob", pb, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+  const after = await inboxOf("bob", pb);
   assert.ok(after.some((m) => m.text === "After your new key"), JSON.stringify(after));
   assert.ok(!after.some((m) => m.text === "this must not go out"));
 
@@ -353,6 +363,108 @@ test("settings: revoke a session, new recovery key, rotate keys, change password
       "/#/login: Failed to load resource: the server responded with a status of 401 (Unauthorized)",
     ],
   );
+  checkBodies(b);
+});
+
+test("a message that failed with key_changed opens once the change is accepted, without a reload", async () => {
+  const alice = email("alice");
+  const bob = email("bob");
+  const [pa, pb] = ["alice's password 8", "bob's cli password 8"];
+  const rotated = "Sealed with my second key";
+  secrets.push(pa, rotated);
+  await cli(server, "bob-rotated", pb, "register", bob);
+  const b = await browser();
+  const page = await b.page();
+  await register(page, alice, pa);
+  await openConversation(page, bob);
+  await send(page, "Before your rotation");
+
+  await cli(server, "bob-rotated", pb, "rotate-keys");
+  await cli(server, "bob-rotated", pb, "send", alice, rotated);
+  const log = page.getByRole("log");
+  await log.getByText("This message cannot be shown (key_changed).").waitFor(WAIT);
+  const warning = page.locator("#key-warning");
+  await warning.waitFor(WAIT);
+  assert.match(await warning.textContent(), /Warning: .*security key has changed/);
+  assert.equal(await log.getByText(rotated).count(), 0, "nothing from an unaccepted key is shown");
+  assert.equal(await page.getByRole("button", { name: "Send" }).isDisabled(), true);
+
+  await page.getByRole("button", { name: "I have checked: accept the new key" }).click();
+  await warning.waitFor({ state: "detached", ...WAIT });
+  await log.getByText(rotated).waitFor(WAIT);
+  assert.equal(await log.getByText(/cannot be shown/).count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "compose", "focus moves to the message box");
+  await page.getByRole("link", { name: "Conversations" }).click();
+  await page.getByRole("listitem").filter({ hasText: bob }).getByText(`— ${rotated}`).waitFor(WAIT);
+  assert.deepEqual(b.errors, []);
+  checkBodies(b);
+});
+
+test("a contact change: the email registered again by another account warns with words and an icon, and blocks sending until accepted", async () => {
+  const alice = email("alice");
+  const bob = email("bob");
+  const [pa, p1, p2] = ["alice's password 9", "first bob's password", "second bob's password"];
+  secrets.push(pa, "From the second account", "Again from the second account", "Hello, second account");
+  await cli(server, "bob-first", p1, "register", bob);
+  const b = await browser();
+  const page = await b.page();
+  await register(page, alice, pa);
+  await openConversation(page, bob);
+  await send(page, "To the first Bob");
+  await cli(server, "bob-first", p1, "send", alice, "From the first Bob");
+  const log = page.getByRole("log");
+  await log.getByText("From the first Bob").waitFor(WAIT);
+
+  // Bob deletes his account; another account registers the same email and writes to Alice.
+  await cli(server, "bob-first", p1, "delete-account", "--yes");
+  await cli(server, "bob-second", p2, "register", bob);
+  await cli(server, "bob-second", p2, "send", alice, "From the second account");
+  // Its message is listed apart, as an unverified sender that claims Bob's email, never under it.
+  await page.getByRole("link", { name: "Conversations" }).click();
+  const stranger = page.getByRole("listitem").filter({ hasText: "— From the second account" });
+  await stranger.waitFor(WAIT);
+  assert.notEqual(await stranger.getByRole("link").textContent(), bob);
+  await stranger.getByRole("link").click();
+  const theirs = page.locator(".msg", { hasText: "From the second account" }).locator(".meta");
+  await theirs.waitFor(WAIT);
+  assert.match(await theirs.textContent(), new RegExp(`^Unverified sender \\(claims to be ${literal(bob)}; not your contact\\)`));
+
+  await page.getByRole("link", { name: "Conversations" }).click();
+  await page.getByRole("link", { name: bob, exact: true }).click();
+  const warning = page.locator("#key-warning");
+  await warning.waitFor(WAIT);
+  assert.match(await warning.textContent(), new RegExp(`Warning: The account behind ${literal(bob)} is not the one you talked to before`));
+  assert.equal(await warning.locator(".icon").textContent(), "⚠");
+  assert.equal(await warning.locator(".icon").getAttribute("aria-hidden"), "true");
+  assert.equal(await warning.getByRole("list", { name: "New safety number" }).getByRole("listitem").count(), 12);
+  // A new message from it redraws the conversation, and still nothing of it is shown under the email.
+  await cli(server, "bob-second", p2, "send", alice, "Again from the second account");
+  await page.locator("#announcer").getByText("New message from unknown sender").waitFor(WAIT);
+  assert.equal(await log.getByText(/from the second account/i).count(), 0, "nothing from the new account under the email");
+  const compose = page.getByRole("textbox", { name: "Message" });
+  assert.equal(await page.getByRole("button", { name: "Send" }).isDisabled(), true);
+  const posts = () => b.sent.filter((s) => s.method === "POST" && s.url.endsWith("/v1/messages")).length;
+  const before = posts();
+  secrets.push("not to a stranger");
+  await compose.fill("not to a stranger");
+  await compose.press("Enter");
+  assert.deepEqual(await axe(page, "contact change warning"), []);
+  await shot(page, "09-contact-change");
+  assert.equal(posts(), before, "nothing is sent while the contact change is not accepted");
+
+  await page.getByRole("button", { name: "I have checked: accept the new account" }).click();
+  await warning.waitFor({ state: "detached", ...WAIT });
+  // The new account's message is now Bob's, and the old account's no longer is.
+  const first = page.locator(".msg", { has: page.getByText("From the second account", { exact: true }) });
+  await first.locator(".meta", { hasText: new RegExp(`^${literal(bob)}, `) }).waitFor(WAIT);
+  await log.getByText("Again from the second account").waitFor(WAIT);
+  assert.equal(await log.getByText("From the first Bob").count(), 0);
+  await compose.fill("");
+  await send(page, "Hello, second account");
+  const inbox = await inboxOf("bob-second", p2);
+  assert.ok(inbox.some((m) => m.text === "Hello, second account" && m.from === alice), JSON.stringify(inbox));
+  assert.ok(!inbox.some((m) => m.text === "not to a stranger"));
+  assert.deepEqual(b.errors, []);
   checkBodies(b);
 });
 
