@@ -33,6 +33,12 @@ const main = document.getElementById("main")!;
 const nav = document.getElementById("nav")!;
 const announcer = document.getElementById("announcer")!;
 
+// "Skip to content" moves focus only: following its #main would be taken for a route.
+document.querySelector(".skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
+
 function newClient(): Client {
   const c = createClient({ server: location.origin, store: indexedDBStore() });
   // Another tab logged out, or the session was revoked: this page forgets it too.
@@ -663,6 +669,7 @@ function passwordForm(opts: {
 function settingsScreen() {
   const sessions = h("tbody");
   const sessErr = alertBox();
+  const sessionsTitle = h("h2", { tabindex: "-1" }, "Sessions");
   const loadSessions = async () => {
     try {
       const list = await client.sessions();
@@ -688,6 +695,8 @@ function settingsScreen() {
                           await client.revokeSession(s.id);
                           announce("Session revoked.");
                           await loadSessions();
+                          // The button left with its row: keep keyboard focus in the same place.
+                          sessionsTitle.focus();
                         } catch (e) {
                           say(sessErr, e);
                         }
@@ -745,7 +754,7 @@ function settingsScreen() {
     h(
       "section",
       {},
-      h("h2", {}, "Sessions"),
+      sessionsTitle,
       h(
         "table",
         { class: "sessions" },

@@ -366,6 +366,133 @@ test("settings: revoke a session, new recovery key, rotate keys, change password
   checkBodies(b);
 });
 
+/** The element that has focus, named as a reader of the page would find it (tag, then its label or text), and whether its focus is drawn (a visible outline or a box-shadow). */
+function focusState(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { name: "(nothing)", drawn: false };
+    const label = el.getAttribute("aria-label") ?? (el.labels?.length ? el.labels[0].textContent : el.textContent);
+    const s = getComputedStyle(el);
+    const outline = s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0;
+    return { name: `${el.tagName.toLowerCase()} ${label.trim()}`, drawn: outline || s.boxShadow !== "none" };
+  });
+}
+
+/** Presses `key` and checks that focus went to `want` (a name as focusState gives it, or a pattern) and is drawn. */
+async function press(page, key, want) {
+  await page.keyboard.press(key);
+  const got = await focusState(page);
+  if (want instanceof RegExp) assert.match(got.name, want, `after ${key}`);
+  else assert.equal(got.name, want, `after ${key}`);
+  assert.ok(got.drawn, `the focus on "${got.name}" is visible`);
+}
+
+test("keyboard only: register, open a conversation, send, the contact view, settings (revoke a session), with visible focus in order", async () => {
+  const kim = email("kim");
+  const lee = email("lee");
+  const pk = "kim's keyboard password";
+  const text = "Typed and sent without a mouse";
+  secrets.push(pk, text);
+  const leeClient = sdkClient(server);
+  await leeClient.register(lee, "lee's password 7");
+  const b = await browser();
+  const page = await b.page();
+  const key = (k, want) => press(page, k, want);
+  await page.goto(server.url);
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+
+  // Sign in's form, then its two links, and back; Enter follows "Create one".
+  await key("Tab", "input Email");
+  await key("Tab", "input Password");
+  await key("Tab", "button Sign in");
+  await key("Tab", "a Create one");
+  await key("Tab", "a Use your recovery key");
+  await key("Shift+Tab", "a Create one");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Create an account" }).waitFor();
+
+  await key("Tab", "input Email");
+  await page.keyboard.type(kim);
+  await key("Tab", "input Password (at least 10 characters)");
+  await page.keyboard.type(pk);
+  await key("Shift+Tab", "input Email");
+  await key("Tab", "input Password (at least 10 characters)");
+  await key("Tab", "button Create account");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Your recovery key" }).waitFor(WAIT);
+
+  // The confirmation is a checkbox: Space ticks it, which enables Continue.
+  await key("Tab", "input I have saved my recovery key somewhere safe");
+  await page.keyboard.press("Space");
+  assert.equal(await page.getByLabel("I have saved my recovery key somewhere safe").isChecked(), true);
+  await key("Tab", "button Continue");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Conversations" }).waitFor(WAIT);
+  // Another session of Kim's, which settings will revoke from the keyboard (Space on its button).
+  const phone = sdkClient(server);
+  await phone.login(kim, pk, { deviceName: "kim's phone" });
+
+  await key("Tab", "input Start a conversation with (email)");
+  await page.keyboard.type(lee);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: lee }).waitFor(WAIT);
+
+  // Backwards through the navigation to "Skip to content", which brings focus back to this screen.
+  await key("Shift+Tab", "button Log out");
+  await key("Shift+Tab", "a Settings");
+  await key("Shift+Tab", "a Conversations");
+  await key("Shift+Tab", "a Skip to content");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), lee, "the skip link does not change the screen");
+
+  await key("Tab", `a Safety number and contact details of ${lee}`);
+  await key("Tab", `div Messages with ${lee}`);
+  await key("Tab", "textarea Message");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+  await page.getByRole("log").getByText(text).waitFor(WAIT);
+  assert.deepEqual(await focusState(page), { name: "textarea Message", drawn: true }, "focus stays in the message box");
+  await shot(page, "10-keyboard-focus");
+  const got = await leeClient.messages.list();
+  assert.ok(got.messages.some((r) => r.ok && r.message.text === text && r.message.fromEmail === kim));
+  await key("Tab", "button Send");
+  await key("Shift+Tab", "textarea Message");
+  await key("Shift+Tab", `div Messages with ${lee}`);
+  await key("Shift+Tab", `a Safety number and contact details of ${lee}`);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: `Contact: ${lee}` }).waitFor(WAIT);
+  await page.getByRole("list", { name: "Safety number" }).waitFor(WAIT);
+
+  await key("Tab", "a Back to the conversation");
+  await key("Shift+Tab", "button Log out");
+  await key("Shift+Tab", "a Settings");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Settings" }).waitFor(WAIT);
+
+  const revoke = page.getByRole("button", { name: /^Revoke kim's phone/ });
+  await revoke.waitFor(WAIT);
+  await key("Tab", "input Current password");
+  await key("Tab", "input New password");
+  await key("Tab", "button Change password");
+  await key("Tab", "input Password");
+  await key("Tab", "button Make a new recovery key");
+  await key("Tab", "input Password");
+  await key("Tab", "button Rotate my keys");
+  await key("Tab", /^button Revoke kim's phone last used /);
+  await page.keyboard.press("Space");
+  await revoke.waitFor({ state: "detached", ...WAIT });
+  await page.locator("#announcer").getByText("Session revoked.").waitFor(WAIT);
+  // The list is drawn again without the button: focus goes to the section's heading, not to nowhere.
+  await page.waitForFunction(() => document.activeElement !== document.body && document.activeElement !== null, null, WAIT);
+  assert.deepEqual(await focusState(page), { name: "h2 Sessions", drawn: true }, "focus stays in the sessions section");
+  await assert.rejects(phone.sessions(), (e) => e.code === "signed_out" || e.code === "unauthenticated");
+  phone.close();
+  leeClient.close();
+  assert.deepEqual(b.errors, []);
+  checkBodies(b);
+});
+
 test("a message that failed with key_changed opens once the change is accepted, without a reload", async () => {
   const alice = email("alice");
   const bob = email("bob");
