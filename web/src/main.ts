@@ -444,7 +444,11 @@ function warningBox(email: string, info: { code: string; trust: TrustDetails | u
     h(
       "p",
       {},
-      "This happens when they reinstall or rotate their keys, but it could also mean someone is intercepting. Compare the new safety number with them in person or on a call before you accept. Sending is blocked until you do.",
+      `${
+        account
+          ? "This happens when they deleted their account and registered the address again"
+          : "This happens when they reinstall or rotate their keys"
+      }, but it could also mean someone is intercepting. Compare the new safety number with them in person or on a call before you accept. Sending is blocked until you do.`,
     ),
     info.trust?.safetyNumber ? safetyGroups(info.trust.safetyNumber, "New safety number") : h("p", {}, "No safety number was offered."),
     accept,

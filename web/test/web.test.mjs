@@ -561,6 +561,7 @@ test("a contact change: the email registered again by another account warns with
   const warning = page.locator("#key-warning");
   await warning.waitFor(WAIT);
   assert.match(await warning.textContent(), new RegExp(`Warning: The account behind ${literal(bob)} is not the one you talked to before`));
+  assert.match(await warning.textContent(), /deleted their account and registered the address again/);
   assert.equal(await warning.locator(".icon").textContent(), "⚠");
   assert.equal(await warning.locator(".icon").getAttribute("aria-hidden"), "true");
   assert.equal(await warning.getByRole("list", { name: "New safety number" }).getByRole("listitem").count(), 12);
