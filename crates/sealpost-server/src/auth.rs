@@ -119,6 +119,8 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
+    // On its way to the writer from here: a batch that starts meanwhile waits for it.
+    let intent = state.writer.intend();
     let email = validate::email("email", &req.email)?;
     let auth_key = validate::bytes("auth_key", req.auth_key.expose(), 32)?;
     // Counted as sent (before trimming), so that the limit is the one the OpenAPI document gives.
@@ -153,13 +155,16 @@ async fn login(
     let (refresh_token, refresh_hash) = new_opaque_token();
     let session_id = state
         .writer
-        .open_session(NewSession {
-            user_id,
-            device_name,
-            refresh_hash,
-            now,
-            expires_at: refresh_expiry(&state, now),
-        })
+        .open_session(
+            intent,
+            NewSession {
+                user_id,
+                device_name,
+                refresh_hash,
+                now,
+                expires_at: refresh_expiry(&state, now),
+            },
+        )
         .await?
         // Deleted since its credentials were read: as if it had never been.
         .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
@@ -240,17 +245,21 @@ async fn refresh(
     ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
+    let intent = state.writer.intend();
     state.rate.check(Action::Refresh, addr, None)?;
     let now = now_ms();
     let (refresh_token, new_hash) = new_opaque_token();
     let outcome = state
         .writer
-        .rotate(Rotation {
-            old_hash: hash_token(req.refresh_token.expose()),
-            new_hash,
-            now,
-            expires_at: refresh_expiry(&state, now),
-        })
+        .rotate(
+            intent,
+            Rotation {
+                old_hash: hash_token(req.refresh_token.expose()),
+                new_hash,
+                now,
+                expires_at: refresh_expiry(&state, now),
+            },
+        )
         .await?;
     match outcome {
         Refreshed::Rotated {

@@ -5,10 +5,11 @@
 //! one, tried on PostgreSQL, was slower (its batches wait on the first's account locks, and at
 //! commit on the lock `NOTIFY` takes), and SQLite has one write lock anyway.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -39,6 +40,35 @@ type Queue = mpsc::Receiver<Job>;
 #[derive(Debug, Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    coming: Arc<Coming>,
+}
+
+/// How long a batch waits at most for the logins and refreshes on their way (see [`Intent`]).
+const GATHER: Duration = Duration::from_millis(2);
+
+/// Logins and refreshes that have begun (their handler holds an [`Intent`]) but not yet reached
+/// the writer.
+#[derive(Debug, Default)]
+struct Coming {
+    n: AtomicUsize,
+    changed: Notify,
+}
+
+/// A login or refresh on its way to the writer, from the start of its handler (before it reads
+/// the credentials or the token) until it hands its write over, or gives up (a wrong password).
+/// A batch that starts while some are on their way waits for them, up to [`GATHER`]: at low
+/// concurrency (four clients, a login storm's first seconds) a batch would otherwise commit the
+/// first arrival alone, and the others the next time, one fsync each.
+#[derive(Debug)]
+pub struct Intent {
+    coming: Arc<Coming>,
+}
+
+impl Drop for Intent {
+    fn drop(&mut self) {
+        self.coming.n.fetch_sub(1, Ordering::AcqRel);
+        self.coming.changed.notify_one();
+    }
 }
 
 impl Writer {
@@ -53,9 +83,11 @@ impl Writer {
     /// figures are in docs/PERFORMANCE.md.
     pub fn spawn(store: Store, metrics: Arc<Metrics>, max_entries: i64) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let coming = Arc::new(Coming::default());
+        let gathering = Arc::clone(&coming);
         match store.backend() {
             Backend::Sqlite => {
-                tokio::spawn(write(store, queue, metrics, max_entries));
+                tokio::spawn(write(store, queue, gathering, metrics, max_entries));
             }
             Backend::Postgres => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -66,13 +98,21 @@ impl Writer {
                     .spawn(move || {
                         runtime.block_on(async move {
                             let store = store.single_connection();
-                            write(store.clone(), queue, metrics, max_entries).await;
+                            write(store.clone(), queue, gathering, metrics, max_entries).await;
                             store.close().await;
                         })
                     })?;
             }
         }
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, coming })
+    }
+
+    /// Announces a login or refresh that will reach the writer soon (see [`Intent`]).
+    pub fn intend(&self) -> Intent {
+        self.coming.n.fetch_add(1, Ordering::AcqRel);
+        Intent {
+            coming: Arc::clone(&self.coming),
+        }
     }
 
     /// Stores a send; answers once its transaction is committed.
@@ -84,16 +124,22 @@ impl Writer {
 
     /// Opens a session (a login); answers its id once committed, or `None` when the account was
     /// deleted since its credentials were read.
-    pub async fn open_session(&self, session: NewSession) -> Result<Option<Uuid>, ApiError> {
+    pub async fn open_session(
+        &self,
+        intent: Intent,
+        session: NewSession,
+    ) -> Result<Option<Uuid>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Open(session, reply))?;
+        drop(intent);
         outcome(answer.await)
     }
 
     /// Rotates a refresh token; answers once committed.
-    pub async fn rotate(&self, rotation: Rotation) -> Result<Refreshed, ApiError> {
+    pub async fn rotate(&self, intent: Intent, rotation: Rotation) -> Result<Refreshed, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Rotate(rotation, reply))?;
+        drop(intent);
         outcome(answer.await)
     }
 
@@ -137,7 +183,13 @@ fn take(job: Job, batch: &mut Batch, replies: &mut Replies) {
     }
 }
 
-async fn write(store: Store, mut queue: Queue, metrics: Arc<Metrics>, max_entries: i64) {
+async fn write(
+    store: Store,
+    mut queue: Queue,
+    coming: Arc<Coming>,
+    metrics: Arc<Metrics>,
+    max_entries: i64,
+) {
     let mut batch = Batch::default();
     let mut replies = Replies::default();
     while let Some(job) = queue.recv().await {
@@ -147,6 +199,21 @@ async fn write(store: Store, mut queue: Queue, metrics: Arc<Metrics>, max_entrie
             match queue.try_recv() {
                 Ok(job) => take(job, &mut batch, &mut replies),
                 Err(_) => break,
+            }
+        }
+        // And the logins and refreshes already on their way, for a moment: those, not the ones
+        // that start meanwhile, so that a busy node does not wait on every batch.
+        let awaited = (batch.len() + coming.n.load(Ordering::Acquire)).min(MAX_BATCH);
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while batch.len() < awaited && coming.n.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                biased;
+                job = queue.recv() => match job {
+                    Some(job) => take(job, &mut batch, &mut replies),
+                    None => break,
+                },
+                _ = coming.changed.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
         metrics.group_commits.fetch_add(1, Ordering::Relaxed);
