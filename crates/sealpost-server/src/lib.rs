@@ -12,7 +12,7 @@
 //! - `extract`: strict JSON bodies in PROTOCOL §4's fault order, and the client's address.
 //! - `batch` (group commit of sends), [`hub`] (push and revocation), [`pages`] (the newest-page
 //!   cache), `wire` (hand-written JSON of mailbox entries).
-//! - [`tokens`], `limits`, `metrics`, `state`, `validate`, `clock`: what the handlers share.
+//! - [`tokens`], `limits`, `metrics`, `state`, `validate`, [`clock`]: what the handlers share.
 //! - `fuzzing` (feature `fuzzing`, off by default): pure entry points for the fuzz targets in
 //!   `fuzz/`.
 //!
@@ -40,7 +40,7 @@ mod accounts;
 mod auth;
 mod batch;
 mod bearer;
-mod clock;
+pub mod clock;
 pub mod config;
 mod error;
 mod extract;

@@ -11,7 +11,7 @@ use sqlx::migrate::{Migrate as _, Migrator};
 
 use super::{Db, Store};
 
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+pub(super) static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Whether the old ledger is there; the dialects differ.
