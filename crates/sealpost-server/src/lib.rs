@@ -13,6 +13,7 @@
 //! - `batch` (group commit of sends), [`hub`] (push and revocation), [`pages`] (the newest-page
 //!   cache), `wire` (hand-written JSON of mailbox entries).
 //! - [`tokens`], `limits`, `metrics`, `state`, `validate`, [`clock`]: what the handlers share.
+//! - [`retention`]: `--retention-days`, deleting old entries in the background.
 //! - `fuzzing` (feature `fuzzing`, off by default): pure entry points for the fuzz targets in
 //!   `fuzz/`.
 //!
@@ -55,6 +56,7 @@ mod metrics;
 mod openapi;
 mod ops;
 pub mod pages;
+pub mod retention;
 mod state;
 pub mod store;
 mod stream;
@@ -280,6 +282,10 @@ impl Server {
             let hub = Arc::clone(&hub);
             async move { store.feed(hub).await }
         });
+        let retention = state.config.retention_days.map(|days| {
+            let every = std::time::Duration::from_secs(state.config.retention_interval);
+            retention::Retention::new(&state, days, clock::Clock::system()).spawn(every)
+        });
         let result = listen::serve(listener, app(state), connections, async move {
             shutdown.await;
             // Streams are not requests in flight: tell them to close (1001).
@@ -288,6 +294,9 @@ impl Server {
         .await;
         feed.abort();
         let _ = feed.await;
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         if let Some(metrics) = metrics {
             metrics.abort();
         }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub overloaded: AtomicU64,
     pub group_commits: AtomicU64,
     pub group_committed_sends: AtomicU64,
+    /// Entries deleted by `--retention-days`.
+    pub retention_deleted_entries: AtomicU64,
 }
 
 impl Metrics {
@@ -178,6 +180,13 @@ impl Metrics {
             "counter",
             "Sends stored by those transactions.",
             load(&self.group_committed_sends),
+        );
+        gauge(
+            &mut out,
+            "sealpost_retention_deleted_entries_total",
+            "counter",
+            "Mailbox entries deleted by retention (--retention-days).",
+            load(&self.retention_deleted_entries),
         );
         gauge(
             &mut out,

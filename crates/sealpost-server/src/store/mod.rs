@@ -7,7 +7,7 @@
 //! One file per resource: [`accounts`], [`sessions`], [`keys`] (public keys and rotation),
 //! [`mailbox`] (sends, pages, deletions), [`secrets`]; [`migrate`] brings a database up to date
 //! and [`notify`] carries PostgreSQL's notifications to the push hub; [`backup`] snapshots,
-//! inspects and (after a restore) raises seqs. The statements are `const`s
+//! inspects and (after a restore) raises seqs, and `retention` deletes old entries. The statements are `const`s
 //! beside the method that runs them.
 //!
 //! Times are stored as Unix milliseconds. Every method that writes commits before it returns, so
@@ -68,6 +68,7 @@ pub mod keys;
 pub mod mailbox;
 mod migrate;
 pub mod notify;
+mod retention;
 pub mod secrets;
 pub mod sessions;
 #[cfg(feature = "test-support")]

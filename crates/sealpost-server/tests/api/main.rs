@@ -17,6 +17,7 @@ mod limits;
 mod messages;
 mod migrations;
 mod ops;
+mod retention;
 mod storage;
 mod stream;
 mod users;
