@@ -114,6 +114,9 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     if !source.is_file() {
         bail!("there is no database at {}", source.display());
     }
+    if same_file(&source, &args.to) {
+        bail!("--to names the database itself; write the backup to another file");
+    }
     if args.to.exists() && !args.force {
         bail!(
             "{} exists; choose another file or add --force to replace it",
@@ -301,6 +304,14 @@ fn print_summary(s: &Summary) {
         "newest seq: {} mailboxes, highest {} (per mailbox: --json)",
         s.mailboxes, s.max_seq
     );
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn parent_dir(path: &Path) -> PathBuf {

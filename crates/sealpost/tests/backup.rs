@@ -238,6 +238,22 @@ async fn a_backup_under_load_holds_every_acknowledged_send() {
         }
         sealpost(args)
     };
+    // Nor is the database itself ever the destination, even with --force.
+    let onto_itself = sealpost(vec![
+        "backup".into(),
+        "--database".into(),
+        sqlite_url(&source),
+        "--to".into(),
+        source.display().to_string(),
+        "--force".into(),
+    ])
+    .await;
+    assert!(!onto_itself.status.success());
+    assert!(
+        text(&onto_itself).contains("the database itself"),
+        "{}",
+        text(&onto_itself)
+    );
     let refused = again(false).await;
     assert!(!refused.status.success());
     assert!(text(&refused).contains("--force"), "{}", text(&refused));
