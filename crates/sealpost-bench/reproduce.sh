@@ -4,9 +4,12 @@
 # scenario against it (results appended to $RESULTS), stops it, and finally draws the charts.
 #
 # Usage (from the workspace root): bash crates/sealpost-bench/reproduce.sh [sqlite] [postgres]
-# Environment: SERVER (a prebuilt sealpost binary), DURATION (15s), REPEAT (3), FILL (100000),
+# Environment: SERVER (a prebuilt sealpost binary), BENCH (a prebuilt sealpost-bench), DURATION (15s), REPEAT (3), FILL (100000),
 # PGURL (postgres://postgres@127.0.0.1:5432), RESULTS (docs/perf/results.jsonl), STEPS
-# (table,push,sweep,idle,two-nodes), COMMIT (the label of the server's commit, when SERVER was not
+# (table,push,sweep,idle,two-nodes; also: sessions = baseline, login and refresh at 4 and at 32
+# connections; hubs = PostgreSQL send and push on one and on two nodes, with LISTEN/NOTIFY and
+# with NATS at $NATS; streams = 10,000 idle streams with each hub), NATS
+# (nats://127.0.0.1:4222), COMMIT (the label of the server's commit, when SERVER was not
 # built from this tree), CHARTS (where the SVGs go, docs/perf; empty: none). Traffic goes to 127.0.0.1 only; every server started here is stopped by
 # its PID, and the PostgreSQL database made here is dropped.
 set -euo pipefail
@@ -20,6 +23,7 @@ CHARTS=${CHARTS-docs/perf}
 PORT_A=${PORT_A:-18080}
 PORT_B=${PORT_B:-18081}
 STEPS=${STEPS:-table,push,sweep,idle,two-nodes}
+NATS=${NATS:-nats://127.0.0.1:4222}
 DB=sealpost_bench
 BACKENDS=("${@:-sqlite postgres}")
 read -r -a BACKENDS <<<"${BACKENDS[*]}"
@@ -30,8 +34,11 @@ if [ -z "${SERVER:-}" ]; then
   cargo build --release -p sealpost
   SERVER=target/release/sealpost
 fi
-cargo build --release -p sealpost-bench
-BENCH=target/release/sealpost-bench
+# BENCH may name a prebuilt sealpost-bench (so that the working tree can change during a run).
+if [ -z "${BENCH:-}" ]; then
+  cargo build --release -p sealpost-bench
+  BENCH=target/release/sealpost-bench
+fi
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -89,6 +96,21 @@ run_backend() {
   if step idle; then
     bench --url "$url" --server-pid "$pid" --scenario idle-streams --count 5000
   fi
+  # Login storms: login and refresh at the tutorial's concurrency (4) and at 32.
+  if step sessions; then
+    for c in 4 32; do
+      bench --url "$url" --server-pid "$pid" --scenario baseline,login,refresh --connections "$c" \
+        --label "sessions, $c connections"
+    done
+  fi
+  if [ "$backend" = postgres ] && step hubs; then
+    stop_all
+    hubs "$database"
+  fi
+  if [ "$backend" = postgres ] && step streams; then
+    stop_all
+    streams "$database"
+  fi
   if [ "$backend" = postgres ] && step two-nodes; then
     # Two nodes on one database: send to A, stream from B (LISTEN/NOTIFY between them).
     start postgres-b "$PORT_B" "$database"
@@ -96,6 +118,54 @@ run_backend() {
       --scenario push --connections 8 --label "two nodes"
   fi
   stop_all
+}
+
+# hub_flags HUB: the serve flags of a hub (notify: none; nats: --hub with a prefix of this run).
+hub_flags() {
+  if [ "$1" = nats ]; then
+    HUB_FLAGS=(--hub "$NATS" --hub-subject-prefix "bench$$")
+  else
+    HUB_FLAGS=()
+  fi
+}
+
+# Send throughput and push latency on PostgreSQL, one node then two on one database, with each
+# hub. With two nodes, two load generators run at once (16 connections each, one per node) and
+# their req/s add up; push sends to node A and streams from node B.
+hubs() {
+  local database=$1 hub
+  for hub in notify nats; do
+    hub_flags "$hub"
+    start postgres "$PORT_A" "$database" "${HUB_FLAGS[@]}"
+    local a=$PID
+    bench --url "http://127.0.0.1:$PORT_A" --server-pid "$a" --scenario baseline,send \
+      --label "hub=$hub, 1 node"
+    bench --url "http://127.0.0.1:$PORT_A" --server-pid "$a" --scenario push --connections 8 \
+      --label "hub=$hub, 1 node"
+    start postgres-b "$PORT_B" "$database" "${HUB_FLAGS[@]}"
+    bench --url "http://127.0.0.1:$PORT_A" --scenario send --connections 16 --tag bench-a \
+      --label "hub=$hub, 2 nodes, node A" &
+    local other=$!
+    bench --url "http://127.0.0.1:$PORT_B" --scenario send --connections 16 --tag bench-b \
+      --label "hub=$hub, 2 nodes, node B"
+    wait "$other"
+    bench --url "http://127.0.0.1:$PORT_A" --stream-url "http://127.0.0.1:$PORT_B" \
+      --scenario push --connections 8 --label "hub=$hub, 2 nodes"
+    stop_all
+  done
+}
+
+# 10,000 idle streams on one PostgreSQL node with each hub: the server's RSS and CPU per stream.
+streams() {
+  local database=$1 hub
+  for hub in notify nats; do
+    hub_flags "$hub"
+    start postgres "$PORT_A" "$database" "${HUB_FLAGS[@]}" --max-connections 20000 \
+      --max-streams-per-account 1000
+    bench --url "http://127.0.0.1:$PORT_A" --server-pid "$PID" --scenario idle-streams \
+      --count 10000 --label "hub=$hub"
+    stop_all
+  done
 }
 
 mkdir -p "$(dirname "$RESULTS")"

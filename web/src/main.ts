@@ -5,7 +5,9 @@ import {
   formatSafetyNumber,
   indexedDBStore,
   isSealpostError,
+  type Account,
   type Client,
+  type Message,
   type Received,
   type TrustDetails,
 } from "@sealpost/sdk";
@@ -30,6 +32,12 @@ let refresh: (() => void) | undefined;
 const main = document.getElementById("main")!;
 const nav = document.getElementById("nav")!;
 const announcer = document.getElementById("announcer")!;
+
+// "Skip to content" moves focus only: following its #main would be taken for a route.
+document.querySelector(".skip")?.addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
 
 function newClient(): Client {
   const c = createClient({ server: location.origin, store: indexedDBStore() });
@@ -172,6 +180,30 @@ function noteFailure(r: Received) {
     changed.set(r.entry.from, { code: r.error.code, trust: r.error.trust });
 }
 
+/**
+ * Opens again every loaded entry to or from `ids` once the user has accepted a key or contact
+ * change: a message that failed with key_changed opens now, and names follow the new pins (after a
+ * contact change the old account is no longer shown under the email). Pages forward from the
+ * oldest such entry to the newest.
+ */
+async function reopen(ids: Set<string>) {
+  const stale = [...entries.values()].filter((r) => ids.has(r.entry.from) || ids.has(r.entry.to));
+  if (stale.length === 0) return;
+  const wanted = new Set(stale.map((r) => r.entry.id));
+  const last = Math.max(...stale.map((r) => r.entry.seq));
+  let after = Math.min(...stale.map((r) => r.entry.seq)) - 1;
+  while (after < last) {
+    const page = await client.messages.list({ after, limit: 200 });
+    for (const r of page.messages) {
+      if (!wanted.has(r.entry.id)) continue;
+      entries.set(r.entry.id, r);
+      noteFailure(r);
+    }
+    if (page.messages.length === 0) break;
+    after = page.next;
+  }
+}
+
 function forgetSession() {
   stop?.abort();
   me = undefined;
@@ -261,7 +293,62 @@ function loginScreen() {
     await signedIn({ userId: a.userId, email: a.email });
     location.hash = "#/";
   });
-  screen("Sign in", form, h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create one")));
+  screen(
+    "Sign in",
+    form,
+    h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create one")),
+    h("p", {}, "Forgot your password? ", h("a", { href: "#/recover" }, "Use your recovery key")),
+  );
+}
+
+/** A new password with the recovery key (the SDK checks the key's typo check before asking the server), then signed in. */
+function recoverScreen() {
+  const err = alertBox();
+  const email = field("Email", "email", "email", { autocomplete: "username" });
+  const key = field("Recovery key (14 groups of 4 letters or digits)", "text", "recovery-key", {
+    autocomplete: "off",
+    autocapitalize: "characters",
+    spellcheck: "false",
+  });
+  const pw = field("New password (at least 10 characters)", "password", "password", {
+    autocomplete: "new-password",
+    minlength: "10",
+  });
+  const form = h(
+    "form",
+    {},
+    ...email.nodes,
+    ...key.nodes,
+    ...pw.nodes,
+    h("button", { type: "submit" }, "Set the new password and sign in"),
+    err,
+  );
+  busy(form, err, async () => {
+    let a: Account;
+    try {
+      a = await client.recover(email.input.value, key.input.value, pw.input.value, { deviceName: "Web browser" });
+    } catch (e) {
+      if (isSealpostError(e, "recovery_key_typo"))
+        throw new Error("That recovery key has a typo: check each group of four (case, spaces and dashes do not matter).");
+      if (isSealpostError(e, "unauthenticated")) throw new Error("Wrong email or recovery key.");
+      throw e;
+    }
+    key.input.value = "";
+    pw.input.value = "";
+    await signedIn({ userId: a.userId, email: a.email });
+    location.hash = "#/";
+    announce("New password set; every other session is signed out. The recovery key still works: make a new one in Settings to replace it.");
+  });
+  screen(
+    "Recover your account",
+    h(
+      "p",
+      {},
+      "Forgot your password? The recovery key you saved when you registered sets a new one, here in your browser. Every other session of the account is signed out.",
+    ),
+    form,
+    h("p", {}, h("a", { href: "#/login" }, "Back to sign in")),
+  );
 }
 
 /** The peer of a message: who it was from, or for an outgoing copy who it went to. */
@@ -326,24 +413,30 @@ function safetyGroups(number: string, label: string): HTMLElement {
 /** The key-change / contact-change warning: words and an icon, and the new safety number. */
 function warningBox(email: string, info: { code: string; trust: TrustDetails | undefined }, accepted: () => void) {
   const err = alertBox();
-  const accept = h("button", { type: "button" }, "I have checked: accept the new key");
+  const account = info.code === "contact_changed";
+  const accept = h("button", { type: "button" }, `I have checked: accept the new ${account ? "account" : "key"}`);
   accept.addEventListener("click", async () => {
     err.textContent = "";
     accept.disabled = true;
     try {
       await client.contacts.trust(email);
-      for (const [k, v] of changed) if (k === info.trust?.userId || v === info) changed.delete(k);
-      announce(`The new key of ${email} is accepted.`);
-      accepted();
     } catch (e) {
       say(err, e);
       accept.disabled = false;
+      return;
     }
+    for (const [k, v] of changed) if (k === info.trust?.userId || v === info) changed.delete(k);
+    const ids = new Set([info.trust?.userId, info.trust?.pinnedUserId].filter((id): id is string => !!id));
+    // What this page could not open, or showed under the old pins, is opened again now, not at the next reload.
+    let note = "";
+    await reopen(ids).catch(() => (note = " Some messages could not be opened again: reload the page to retry."));
+    announce(`The new ${account ? "account" : "key"} of ${email} is accepted.${note}`);
+    accepted();
+    refresh?.();
   });
-  const what =
-    info.code === "contact_changed"
-      ? `The account behind ${email} is not the one you talked to before.`
-      : `${email}'s security key has changed.`;
+  const what = account
+    ? `The account behind ${email} is not the one you talked to before.`
+    : `${email}'s security key has changed.`;
   return h(
     "div",
     { class: "warning", role: "alert", id: "key-warning" },
@@ -351,12 +444,24 @@ function warningBox(email: string, info: { code: string; trust: TrustDetails | u
     h(
       "p",
       {},
-      "This happens when they reinstall or rotate their keys, but it could also mean someone is intercepting. Compare the new safety number with them in person or on a call before you accept. Sending is blocked until you do.",
+      `${
+        account
+          ? "This happens when they deleted their account and registered the address again"
+          : "This happens when they reinstall or rotate their keys"
+      }, but it could also mean someone is intercepting. Compare the new safety number with them in person or on a call before you accept. Sending is blocked until you do.`,
     ),
     info.trust?.safetyNumber ? safetyGroups(info.trust.safetyNumber, "New safety number") : h("p", {}, "No safety number was offered."),
     accept,
     err,
   );
+}
+
+/** Who sent a message, as the pins say: an account not pinned to the email it claims is never shown under it. */
+function senderName(m: Message): string {
+  if (m.fromEmail) return m.fromEmail;
+  return m.fromClaimedEmail
+    ? `Unverified sender (claims to be ${m.fromClaimedEmail}; not your contact)`
+    : "Unverified sender";
 }
 
 function conversationScreen(email: string) {
@@ -386,14 +491,23 @@ function conversationScreen(email: string) {
     blocked = !!info;
     send.disabled = blocked;
     text.setAttribute("aria-describedby", blocked ? "key-warning" : "");
-    warn.replaceChildren(info ? warningBox(email, info, () => block(undefined)) : "");
+    warn.replaceChildren(
+      info
+        ? warningBox(email, info, () => {
+            block(undefined);
+            // The button that had focus is gone: the message box is where the user goes next.
+            text.focus();
+          })
+        : "",
+    );
   };
 
   const draw = () => {
     const mine = [...entries.values()]
       .filter((r) => {
         const p = peerOf(r);
-        return p.email === email || p.id === peerId;
+        // An account this email may have moved to shows here only once that move is accepted (§6).
+        return p.email === email || (p.id === peerId && !changed.has(p.id));
       })
       .sort((a, b) => a.entry.seq - b.entry.seq);
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -405,7 +519,7 @@ function conversationScreen(email: string) {
           ? h(
               "div",
               { class: r.message.outgoing ? "msg out" : "msg" },
-              h("span", { class: "meta" }, `${r.message.outgoing ? "You" : r.message.fromEmail ?? "Unverified sender"}, ${r.message.sentAt.toLocaleString()}`),
+              h("span", { class: "meta" }, `${r.message.outgoing ? "You" : senderName(r.message)}, ${r.message.sentAt.toLocaleString()}`),
               h("span", { class: "text" }, r.message.text),
             )
           : h("div", { class: "msg bad" }, h("span", { class: "meta" }, `Message #${r.entry.seq}`), `This message cannot be shown (${r.error.code}).`),
@@ -509,7 +623,18 @@ async function contactScreen(email: string) {
     }
     if (n.pending) {
       parts.push(
-        warningBox(email, { code: n.pendingUserId ? "contact_changed" : "key_changed", trust: { userId: n.pendingUserId ?? n.userId, safetyNumber: n.pending.safetyNumber } }, () => void contactScreen(email)),
+        warningBox(
+          email,
+          {
+            code: n.pendingUserId ? "contact_changed" : "key_changed",
+            trust: {
+              userId: n.pendingUserId ?? n.userId,
+              pinnedUserId: n.pendingUserId ? n.userId : undefined,
+              safetyNumber: n.pending.safetyNumber,
+            },
+          },
+          () => void contactScreen(email),
+        ),
       );
     }
     body.replaceChildren(...parts.filter((c): c is Node => !!c));
@@ -548,6 +673,7 @@ function passwordForm(opts: {
 function settingsScreen() {
   const sessions = h("tbody");
   const sessErr = alertBox();
+  const sessionsTitle = h("h2", { tabindex: "-1" }, "Sessions");
   const loadSessions = async () => {
     try {
       const list = await client.sessions();
@@ -573,6 +699,8 @@ function settingsScreen() {
                           await client.revokeSession(s.id);
                           announce("Session revoked.");
                           await loadSessions();
+                          // The button left with its row: keep keyboard focus in the same place.
+                          sessionsTitle.focus();
                         } catch (e) {
                           say(sessErr, e);
                         }
@@ -630,7 +758,7 @@ function settingsScreen() {
     h(
       "section",
       {},
-      h("h2", {}, "Sessions"),
+      sessionsTitle,
       h(
         "table",
         { class: "sessions" },
@@ -666,12 +794,13 @@ function route() {
   const param = arg ? decodeURIComponent(arg) : "";
   if (!me) {
     if (page === "register") return registerScreen();
+    if (page === "recover") return recoverScreen();
     return loginScreen();
   }
   if (page === "c" && param) return conversationScreen(param);
   if (page === "contact" && param) return void contactScreen(param);
   if (page === "settings") return settingsScreen();
-  if (page === "register" || page === "login") location.hash = "#/";
+  if (page === "register" || page === "login" || page === "recover") location.hash = "#/";
   return conversationsScreen();
 }
 

@@ -58,6 +58,7 @@ async function register(page, who, password, screenshots = false, url = server.u
   await page.getByLabel("I have saved my recovery key somewhere safe").check();
   await go.click();
   await page.getByRole("heading", { name: "Conversations" }).waitFor();
+  return key;
 }
 
 async function openConversation(page, peer) {
@@ -73,11 +74,25 @@ async function send(page, text) {
   await page.getByRole("log").getByText(text).waitFor(WAIT);
 }
 
-test("first load weighs at most 300 KB gzipped", async () => {
+/** What the CLI's `inbox --json` lists for `who`: one object a line. */
+async function inboxOf(who, password) {
+  return (await cli(server, who, password, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** A pattern that matches `text` as it is (an email's dots included). */
+function literal(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+test("first load weighs at most 300 KB gzipped, with an SVG favicon the CSP allows and no failed request", async () => {
   const b = await browser();
   const page = await b.page();
   const bodies = [];
-  page.on("response", async (r) => bodies.push(r.body().then((buf) => ({ url: r.url(), gz: gzipSync(buf, { level: 9 }).length }))));
+  const failed = [];
+  page.on("response", async (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+    bodies.push(r.body().then((buf) => ({ url: r.url(), gz: gzipSync(buf, { level: 9 }).length })));
+  });
   await page.goto(server.url, { waitUntil: "load" });
   await page.getByRole("heading", { name: "Sign in" }).waitFor();
   const sizes = await Promise.all(bodies);
@@ -87,6 +102,24 @@ test("first load weighs at most 300 KB gzipped", async () => {
   console.log(`first load: ${(total / 1024).toFixed(1)} KB gzipped over ${sizes.length} files`);
   assert.ok(sizes.some((s) => s.url.endsWith(".js")), "the script was loaded");
   assert.ok(total <= 300 * 1024, `first load ${total} bytes gzipped`);
+
+  // The favicon: a hashed SVG of this build, served as SVG, and drawn under the page's own CSP
+  // (an <img> of it decodes; a refusal by img-src would fail and log an error).
+  const icon = await page.locator('link[rel="icon"]').getAttribute("href");
+  assert.match(icon, /^\/assets\/favicon-[\w-]+\.svg$/);
+  const answer = await page.request.get(`${server.url}${icon}`);
+  assert.equal(answer.status(), 200);
+  assert.equal(answer.headers()["content-type"], "image/svg+xml");
+  assert.match((await answer.text()).trimStart(), /^<svg /);
+  const drawn = await page.evaluate(async (src) => {
+    const img = new Image();
+    img.src = src;
+    await img.decode();
+    return img.naturalWidth;
+  }, icon);
+  assert.equal(drawn, 32);
+  assert.deepEqual(failed, [], "no request of the first load failed (no favicon 404)");
+  assert.deepEqual(b.errors, []);
   await page.close();
 });
 
@@ -109,7 +142,7 @@ test("Alice in the browser and Bob on the CLI: send, live reply, safety number, 
 
   await openConversation(page, bob);
   await send(page, "Hello Bob, from the browser");
-  const inbox = (await cli(server, "bob", pb, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+  const inbox = await inboxOf("bob", pb);
   assert.ok(
     inbox.some((m) => m.text === "Hello Bob, from the browser" && m.from === alice),
     JSON.stringify(inbox),
@@ -185,7 +218,7 @@ test("Alice in the browser and Bob on the CLI: send, live reply, safety number, 
   await warning.waitFor({ state: "detached", ...WAIT });
   await page.getByRole("textbox", { name: "Message" }).fill("");
   await send(page, "After your new key");
-  const after = (await cli(server, "bob", pb, "inbox", "--json")).trim().split("\n").map((l) => JSON.parse(l));
+  const after = await inboxOf("bob", pb);
   assert.ok(after.some((m) => m.text === "After your new key"), JSON.stringify(after));
   assert.ok(!after.some((m) => m.text === "this must not go out"));
 
@@ -330,5 +363,288 @@ test("settings: revoke a session, new recovery key, rotate keys, change password
       "/#/login: Failed to load resource: the server responded with a status of 401 (Unauthorized)",
     ],
   );
+  checkBodies(b);
+});
+
+/** The element that has focus, named as a reader of the page would find it (tag, then its label or text), and whether its focus is drawn (a visible outline or a box-shadow). */
+function focusState(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { name: "(nothing)", drawn: false };
+    const label = el.getAttribute("aria-label") ?? (el.labels?.length ? el.labels[0].textContent : el.textContent);
+    const s = getComputedStyle(el);
+    const outline = s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0;
+    return { name: `${el.tagName.toLowerCase()} ${label.trim()}`, drawn: outline || s.boxShadow !== "none" };
+  });
+}
+
+/** Presses `key` and checks that focus went to `want` (a name as focusState gives it, or a pattern) and is drawn. */
+async function press(page, key, want) {
+  await page.keyboard.press(key);
+  const got = await focusState(page);
+  if (want instanceof RegExp) assert.match(got.name, want, `after ${key}`);
+  else assert.equal(got.name, want, `after ${key}`);
+  assert.ok(got.drawn, `the focus on "${got.name}" is visible`);
+}
+
+test("keyboard only: register, open a conversation, send, the contact view, settings (revoke a session), with visible focus in order", async () => {
+  const kim = email("kim");
+  const lee = email("lee");
+  const pk = "kim's keyboard password";
+  const text = "Typed and sent without a mouse";
+  secrets.push(pk, text);
+  const leeClient = sdkClient(server);
+  await leeClient.register(lee, "lee's password 7");
+  const b = await browser();
+  const page = await b.page();
+  const key = (k, want) => press(page, k, want);
+  await page.goto(server.url);
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+
+  // Sign in's form, then its two links, and back; Enter follows "Create one".
+  await key("Tab", "input Email");
+  await key("Tab", "input Password");
+  await key("Tab", "button Sign in");
+  await key("Tab", "a Create one");
+  await key("Tab", "a Use your recovery key");
+  await key("Shift+Tab", "a Create one");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Create an account" }).waitFor();
+
+  await key("Tab", "input Email");
+  await page.keyboard.type(kim);
+  await key("Tab", "input Password (at least 10 characters)");
+  await page.keyboard.type(pk);
+  await key("Shift+Tab", "input Email");
+  await key("Tab", "input Password (at least 10 characters)");
+  await key("Tab", "button Create account");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Your recovery key" }).waitFor(WAIT);
+
+  // The confirmation is a checkbox: Space ticks it, which enables Continue.
+  await key("Tab", "input I have saved my recovery key somewhere safe");
+  await page.keyboard.press("Space");
+  assert.equal(await page.getByLabel("I have saved my recovery key somewhere safe").isChecked(), true);
+  await key("Tab", "button Continue");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Conversations" }).waitFor(WAIT);
+  // Another session of Kim's, which settings will revoke from the keyboard (Space on its button).
+  const phone = sdkClient(server);
+  await phone.login(kim, pk, { deviceName: "kim's phone" });
+
+  await key("Tab", "input Start a conversation with (email)");
+  await page.keyboard.type(lee);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: lee }).waitFor(WAIT);
+
+  // Backwards through the navigation to "Skip to content", which brings focus back to this screen.
+  await key("Shift+Tab", "button Log out");
+  await key("Shift+Tab", "a Settings");
+  await key("Shift+Tab", "a Conversations");
+  await key("Shift+Tab", "a Skip to content");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+  assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), lee, "the skip link does not change the screen");
+
+  await key("Tab", `a Safety number and contact details of ${lee}`);
+  await key("Tab", `div Messages with ${lee}`);
+  await key("Tab", "textarea Message");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+  await page.getByRole("log").getByText(text).waitFor(WAIT);
+  assert.deepEqual(await focusState(page), { name: "textarea Message", drawn: true }, "focus stays in the message box");
+  await shot(page, "10-keyboard-focus");
+  const got = await leeClient.messages.list();
+  assert.ok(got.messages.some((r) => r.ok && r.message.text === text && r.message.fromEmail === kim));
+  await key("Tab", "button Send");
+  await key("Shift+Tab", "textarea Message");
+  await key("Shift+Tab", `div Messages with ${lee}`);
+  await key("Shift+Tab", `a Safety number and contact details of ${lee}`);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: `Contact: ${lee}` }).waitFor(WAIT);
+  await page.getByRole("list", { name: "Safety number" }).waitFor(WAIT);
+
+  await key("Tab", "a Back to the conversation");
+  await key("Shift+Tab", "button Log out");
+  await key("Shift+Tab", "a Settings");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Settings" }).waitFor(WAIT);
+
+  const revoke = page.getByRole("button", { name: /^Revoke kim's phone/ });
+  await revoke.waitFor(WAIT);
+  await key("Tab", "input Current password");
+  await key("Tab", "input New password");
+  await key("Tab", "button Change password");
+  await key("Tab", "input Password");
+  await key("Tab", "button Make a new recovery key");
+  await key("Tab", "input Password");
+  await key("Tab", "button Rotate my keys");
+  await key("Tab", /^button Revoke kim's phone last used /);
+  await page.keyboard.press("Space");
+  await revoke.waitFor({ state: "detached", ...WAIT });
+  await page.locator("#announcer").getByText("Session revoked.").waitFor(WAIT);
+  // The list is drawn again without the button: focus goes to the section's heading, not to nowhere.
+  await page.waitForFunction(() => document.activeElement !== document.body && document.activeElement !== null, null, WAIT);
+  assert.deepEqual(await focusState(page), { name: "h2 Sessions", drawn: true }, "focus stays in the sessions section");
+  await assert.rejects(phone.sessions(), (e) => e.code === "signed_out" || e.code === "unauthenticated");
+  phone.close();
+  leeClient.close();
+  assert.deepEqual(b.errors, []);
+  checkBodies(b);
+});
+
+test("a message that failed with key_changed opens once the change is accepted, without a reload", async () => {
+  const alice = email("alice");
+  const bob = email("bob");
+  const [pa, pb] = ["alice's password 8", "bob's cli password 8"];
+  const rotated = "Sealed with my second key";
+  secrets.push(pa, rotated);
+  await cli(server, "bob-rotated", pb, "register", bob);
+  const b = await browser();
+  const page = await b.page();
+  await register(page, alice, pa);
+  await openConversation(page, bob);
+  await send(page, "Before your rotation");
+
+  await cli(server, "bob-rotated", pb, "rotate-keys");
+  await cli(server, "bob-rotated", pb, "send", alice, rotated);
+  const log = page.getByRole("log");
+  await log.getByText("This message cannot be shown (key_changed).").waitFor(WAIT);
+  const warning = page.locator("#key-warning");
+  await warning.waitFor(WAIT);
+  assert.match(await warning.textContent(), /Warning: .*security key has changed/);
+  assert.equal(await log.getByText(rotated).count(), 0, "nothing from an unaccepted key is shown");
+  assert.equal(await page.getByRole("button", { name: "Send" }).isDisabled(), true);
+
+  await page.getByRole("button", { name: "I have checked: accept the new key" }).click();
+  await warning.waitFor({ state: "detached", ...WAIT });
+  await log.getByText(rotated).waitFor(WAIT);
+  assert.equal(await log.getByText(/cannot be shown/).count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "compose", "focus moves to the message box");
+  await page.getByRole("link", { name: "Conversations" }).click();
+  await page.getByRole("listitem").filter({ hasText: bob }).getByText(`— ${rotated}`).waitFor(WAIT);
+  assert.deepEqual(b.errors, []);
+  checkBodies(b);
+});
+
+test("a contact change: the email registered again by another account warns with words and an icon, and blocks sending until accepted", async () => {
+  const alice = email("alice");
+  const bob = email("bob");
+  const [pa, p1, p2] = ["alice's password 9", "first bob's password", "second bob's password"];
+  secrets.push(pa, "From the second account", "Again from the second account", "Hello, second account");
+  await cli(server, "bob-first", p1, "register", bob);
+  const b = await browser();
+  const page = await b.page();
+  await register(page, alice, pa);
+  await openConversation(page, bob);
+  await send(page, "To the first Bob");
+  await cli(server, "bob-first", p1, "send", alice, "From the first Bob");
+  const log = page.getByRole("log");
+  await log.getByText("From the first Bob").waitFor(WAIT);
+
+  // Bob deletes his account; another account registers the same email and writes to Alice.
+  await cli(server, "bob-first", p1, "delete-account", "--yes");
+  await cli(server, "bob-second", p2, "register", bob);
+  await cli(server, "bob-second", p2, "send", alice, "From the second account");
+  // Its message is listed apart, as an unverified sender that claims Bob's email, never under it.
+  await page.getByRole("link", { name: "Conversations" }).click();
+  const stranger = page.getByRole("listitem").filter({ hasText: "— From the second account" });
+  await stranger.waitFor(WAIT);
+  assert.notEqual(await stranger.getByRole("link").textContent(), bob);
+  await stranger.getByRole("link").click();
+  const theirs = page.locator(".msg", { hasText: "From the second account" }).locator(".meta");
+  await theirs.waitFor(WAIT);
+  assert.match(await theirs.textContent(), new RegExp(`^Unverified sender \\(claims to be ${literal(bob)}; not your contact\\)`));
+
+  await page.getByRole("link", { name: "Conversations" }).click();
+  await page.getByRole("link", { name: bob, exact: true }).click();
+  const warning = page.locator("#key-warning");
+  await warning.waitFor(WAIT);
+  assert.match(await warning.textContent(), new RegExp(`Warning: The account behind ${literal(bob)} is not the one you talked to before`));
+  assert.match(await warning.textContent(), /deleted their account and registered the address again/);
+  assert.equal(await warning.locator(".icon").textContent(), "⚠");
+  assert.equal(await warning.locator(".icon").getAttribute("aria-hidden"), "true");
+  assert.equal(await warning.getByRole("list", { name: "New safety number" }).getByRole("listitem").count(), 12);
+  // A new message from it redraws the conversation, and still nothing of it is shown under the email.
+  await cli(server, "bob-second", p2, "send", alice, "Again from the second account");
+  await page.locator("#announcer").getByText("New message from unknown sender").waitFor(WAIT);
+  assert.equal(await log.getByText(/from the second account/i).count(), 0, "nothing from the new account under the email");
+  const compose = page.getByRole("textbox", { name: "Message" });
+  assert.equal(await page.getByRole("button", { name: "Send" }).isDisabled(), true);
+  const posts = () => b.sent.filter((s) => s.method === "POST" && s.url.endsWith("/v1/messages")).length;
+  const before = posts();
+  secrets.push("not to a stranger");
+  await compose.fill("not to a stranger");
+  await compose.press("Enter");
+  assert.deepEqual(await axe(page, "contact change warning"), []);
+  await shot(page, "09-contact-change");
+  assert.equal(posts(), before, "nothing is sent while the contact change is not accepted");
+
+  await page.getByRole("button", { name: "I have checked: accept the new account" }).click();
+  await warning.waitFor({ state: "detached", ...WAIT });
+  // The new account's message is now Bob's, and the old account's no longer is.
+  const first = page.locator(".msg", { has: page.getByText("From the second account", { exact: true }) });
+  await first.locator(".meta", { hasText: new RegExp(`^${literal(bob)}, `) }).waitFor(WAIT);
+  await log.getByText("Again from the second account").waitFor(WAIT);
+  assert.equal(await log.getByText("From the first Bob").count(), 0);
+  await compose.fill("");
+  await send(page, "Hello, second account");
+  const inbox = await inboxOf("bob-second", p2);
+  assert.ok(inbox.some((m) => m.text === "Hello, second account" && m.from === alice), JSON.stringify(inbox));
+  assert.ok(!inbox.some((m) => m.text === "not to a stranger"));
+  assert.deepEqual(b.errors, []);
+  checkBodies(b);
+});
+
+test("account recovery in the browser: a typo is said before any request, the recovery key sets a new password, the mailbox is kept", async () => {
+  const ann = email("ann");
+  const pal = email("pal");
+  const [old, next] = ["ann's forgotten password", "ann's new password 10"];
+  secrets.push(old, next, "Kept across the recovery");
+  const b = await browser();
+  const page = await b.page();
+  const recoveryKey = await register(page, ann, old);
+  secrets.push(recoveryKey, recoveryKey.replace(/-/g, ""));
+  const palClient = sdkClient(server);
+  await palClient.register(pal, "pal's password 10");
+  await palClient.messages.send(ann, "Kept across the recovery");
+  const laptop = sdkClient(server);
+  await laptop.login(ann, old, { deviceName: "ann's laptop" });
+
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.getByRole("link", { name: "Use your recovery key" }).click();
+  await page.getByRole("heading", { name: "Recover your account" }).waitFor();
+  assert.deepEqual(await axe(page, "recover"), []);
+  await shot(page, "11-recover");
+
+  // One symbol changed: the key's own check says so, and nothing is asked of the server.
+  const groups = recoveryKey.split("-");
+  groups[1] = (groups[1][0] === "0" ? "1" : "0") + groups[1].slice(1);
+  await page.getByLabel("Email").fill(ann);
+  await page.getByLabel(/^Recovery key/).fill(groups.join("-"));
+  await page.getByLabel(/^New password/).fill(next);
+  await page.getByRole("button", { name: "Set the new password and sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "That recovery key has a typo" }).waitFor(WAIT);
+  assert.equal(b.sent.filter((s) => s.url.endsWith("/v1/auth/recover")).length, 0);
+  assert.deepEqual(await axe(page, "recover with an error"), []);
+
+  // The right key, written in lower case with spaces: a new password, signed in, the mailbox there.
+  await page.getByLabel(/^Recovery key/).fill(recoveryKey.toLowerCase().replace(/-/g, " "));
+  await page.getByRole("button", { name: "Set the new password and sign in" }).click();
+  await page.getByRole("heading", { name: "Conversations" }).waitFor(WAIT);
+  await page.locator("#announcer").getByText(/New password set/).waitFor(WAIT);
+  await page.getByRole("link", { name: pal }).click();
+  await page.getByRole("log").getByText("Kept across the recovery").waitFor(WAIT);
+
+  // Every other session was signed out; the new password signs in, the old one no longer does.
+  await assert.rejects(laptop.sessions(), (e) => e.code === "signed_out" || e.code === "unauthenticated");
+  await assert.rejects(sdkClient(server).login(ann, old), (e) => e.code === "wrong_password");
+  const again = sdkClient(server);
+  await again.login(ann, next);
+  again.close();
+  laptop.close();
+  palClient.close();
+  assert.deepEqual(b.errors, []);
   checkBodies(b);
 });

@@ -26,6 +26,8 @@ baseline ran first in the same invocation):
   inbox         GET /v1/messages?before=MAX&limit=--page: the newest page of one mailbox that \
 first gets --fill entries (skipped when it already holds that many)
   login         POST /v1/auth/login with precomputed auth keys (the KDF is not timed)
+  refresh       POST /v1/auth/refresh: each connection rotates its own session's refresh token, \
+the next request carrying the token the last answer gave
   mixed         90% inbox, 10% send
   push          a send's 201 → its arrival on a WebSocket stream (of --stream-url when given)
   sweep         send, open-loop, at each rate of --rates: latency against offered load
@@ -75,8 +77,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
-    /// Scenarios to run, in order, comma-separated: baseline, send, inbox, login, mixed, push,
-    /// sweep, idle-streams; `all` is baseline,send,inbox,login,mixed.
+    /// Scenarios to run, in order, comma-separated: baseline, send, inbox, login, refresh, mixed,
+    /// push, sweep, idle-streams; `all` is baseline,send,inbox,login,mixed.
     #[arg(long, default_value = "baseline", value_delimiter = ',')]
     pub scenario: Vec<Scenario>,
 
@@ -184,6 +186,7 @@ pub enum Scenario {
     Send,
     Inbox,
     Login,
+    Refresh,
     Mixed,
     Push,
     Sweep,
@@ -200,6 +203,7 @@ impl Scenario {
             Scenario::Send => "send",
             Scenario::Inbox => "inbox",
             Scenario::Login => "login",
+            Scenario::Refresh => "refresh",
             Scenario::Mixed => "mixed",
             Scenario::Push => "push",
             Scenario::Sweep => "sweep",
@@ -236,6 +240,7 @@ impl FromStr for Scenario {
             Scenario::Send,
             Scenario::Inbox,
             Scenario::Login,
+            Scenario::Refresh,
             Scenario::Mixed,
             Scenario::Push,
             Scenario::Sweep,

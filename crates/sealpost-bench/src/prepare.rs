@@ -135,6 +135,39 @@ pub fn login_body(account: &Account) -> anyhow::Result<Vec<u8>> {
     })?)
 }
 
+/// Logs `account` in once more (untimed), for a session of its own; answers its refresh token.
+pub async fn new_session(api: &Api, account: &Account) -> anyhow::Result<Secret> {
+    let login = api
+        .login(&LoginRequest {
+            email: account.email.clone(),
+            auth_key: account.auth_key.clone(),
+            device_name: Some("sealpost-bench refresh".to_owned()),
+        })
+        .await?;
+    Ok(login.refresh_token)
+}
+
+/// `POST /v1/auth/refresh` with `token`.
+pub fn refresh_request(token: &Secret) -> anyhow::Result<Req> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        refresh_token: &'a Secret,
+    }
+    Req::post_json(
+        "/v1/auth/refresh",
+        None,
+        serde_json::to_vec(&Body {
+            refresh_token: token,
+        })?,
+    )
+}
+
+/// The refresh that follows a refresh's answer (its new token).
+pub fn next_refresh(answer: &[u8]) -> anyhow::Result<Req> {
+    let pair: sealpost_client::api::TokenPair = serde_json::from_slice(answer)?;
+    refresh_request(&pair.refresh_token)
+}
+
 /// Unix milliseconds now.
 fn now_ms() -> u64 {
     SystemTime::now()

@@ -14,7 +14,13 @@ use crate::stats::{record, Window};
 pub struct Plan {
     pub kinds: Vec<&'static str>,
     pub workers: Vec<Vec<(usize, Req)>>,
+    /// Chained requests: after each 2xx, the request just sent is replaced by what this makes of
+    /// the answer (a refresh answers the token the next refresh must carry).
+    pub chain: Option<Chain>,
 }
+
+/// Makes the next request of a chain from the last answer's body.
+pub type Chain = fn(&[u8]) -> anyhow::Result<Req>;
 
 /// When to send.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +96,7 @@ pub async fn run(target: &Target, plan: &Plan, timing: Timing) -> anyhow::Result
             repeat: timing.repeat,
             open,
         };
-        tasks.push(tokio::spawn(worker(conn, ops, kinds, schedule)));
+        tasks.push(tokio::spawn(worker(conn, ops, kinds, schedule, plan.chain)));
     }
     let mut windows: Vec<Window> = (0..timing.repeat).map(|_| Window::new(kinds)).collect();
     for task in tasks {
@@ -102,7 +108,13 @@ pub async fn run(target: &Target, plan: &Plan, timing: Timing) -> anyhow::Result
     Ok(windows)
 }
 
-async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedule) -> Vec<Window> {
+async fn worker(
+    mut conn: Conn,
+    mut ops: Vec<(usize, Req)>,
+    kinds: usize,
+    s: Schedule,
+    chain: Option<Chain>,
+) -> Vec<Window> {
     let mut windows: Vec<Window> = (0..s.repeat).map(|_| Window::new(kinds)).collect();
     if ops.is_empty() {
         return windows;
@@ -111,7 +123,9 @@ async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedul
     let mut next_due = s.open.map(|o| o.0);
     let mut i = 0usize;
     loop {
-        let (kind, req) = &ops[i % ops.len()];
+        let at = i % ops.len();
+        let (kind, req) = &ops[at];
+        let kind = *kind;
         i += 1;
         // `due` files the request into a window; `begin` is where its latency starts.
         let (due, begin) = match (&mut next_due, s.open) {
@@ -129,7 +143,7 @@ async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedul
                     let mut unsent = this;
                     while unsent < s.end {
                         if let Some(w) = s.window_of(unsent) {
-                            record(&mut windows[w].ops[*kind], now - unsent);
+                            record(&mut windows[w].ops[kind], now - unsent);
                             windows[w].unsent += 1;
                         }
                         unsent += gap;
@@ -155,6 +169,15 @@ async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedul
         };
         let result = conn.send(req).await;
         let done = Instant::now();
+        if let (Some(next), Ok(body)) = (chain, &result) {
+            match next(body) {
+                Ok(req) => ops[at].1 = req,
+                Err(e) => {
+                    eprintln!("  cannot chain the next request: {e}");
+                    break;
+                }
+            }
+        }
         if let (Ok(_), Some(w)) = (&result, s.window_of(done)) {
             windows[w].completed += 1;
         }
@@ -162,7 +185,7 @@ async fn worker(mut conn: Conn, ops: Vec<(usize, Req)>, kinds: usize, s: Schedul
             continue;
         };
         match result {
-            Ok(_) => record(&mut windows[w].ops[*kind], done - begin),
+            Ok(_) => record(&mut windows[w].ops[kind], done - begin),
             Err(e) => {
                 let transport = matches!(e, Failure::Transport(_));
                 windows[w].errors.add(e);

@@ -116,6 +116,7 @@ impl Bench {
                 let plan = Plan {
                     kinds: vec!["healthz"],
                     workers: vec![vec![(0, req)]; c],
+                    chain: None,
                 };
                 Ok(vec![self.timed("baseline", &plan, rate).await?])
             }
@@ -139,6 +140,7 @@ impl Bench {
                 let plan = Plan {
                     kinds: vec!["inbox"],
                     workers: vec![vec![(0, req)]; c],
+                    chain: None,
                 };
                 let mut o = self.timed("inbox", &plan, rate).await?;
                 o.extra.insert("fill".into(), json!(self.args.fill));
@@ -158,8 +160,25 @@ impl Bench {
                 let plan = Plan {
                     kinds: vec!["login"],
                     workers,
+                    chain: None,
                 };
                 Ok(vec![self.timed("login", &plan, rate).await?])
+            }
+            Scenario::Refresh => {
+                let n = self.args.accounts;
+                self.ensure_pool(n).await?;
+                // A session of its own per connection (logging in is not timed).
+                let mut workers = Vec::with_capacity(c);
+                for w in 0..c {
+                    let token = prepare::new_session(&self.api, &self.pool[w % n]).await?;
+                    workers.push(vec![(0, prepare::refresh_request(&token)?)]);
+                }
+                let plan = Plan {
+                    kinds: vec!["refresh"],
+                    workers,
+                    chain: Some(prepare::next_refresh),
+                };
+                Ok(vec![self.timed("refresh", &plan, rate).await?])
             }
             Scenario::Mixed => {
                 self.ensure_inbox().await?;
@@ -184,6 +203,7 @@ impl Bench {
                 let plan = Plan {
                     kinds: vec!["inbox", "send"],
                     workers,
+                    chain: None,
                 };
                 let mut o = self.timed("mixed", &plan, rate).await?;
                 o.extra.insert("fill".into(), json!(self.args.fill));
@@ -274,6 +294,7 @@ impl Bench {
         Ok(Plan {
             kinds: vec!["send"],
             workers,
+            chain: None,
         })
     }
 

@@ -212,7 +212,7 @@ async fn change_password(
                 .change_password(proof, &kdf, &auth_hash, &wrapped, now)
                 .await?
                 .ok_or_else(|| ApiError::unauthenticated("this account no longer exists"))?;
-            state.hub.send(Control::UserRevoked {
+            state.hub.announce(Control::UserRevoked {
                 user: auth.user_id,
                 except: Some(auth.session_id),
             });
@@ -232,7 +232,7 @@ async fn change_password(
                 .ok_or_else(|| {
                     ApiError::unauthenticated("the recovery token is invalid, used or expired")
                 })?;
-            state.hub.send(Control::UserRevoked {
+            state.hub.announce(Control::UserRevoked {
                 user: user_id,
                 except: None,
             });
@@ -424,7 +424,7 @@ async fn delete_account(
     if !state.store.delete_account(auth.user_id, now_ms()).await? {
         return Err(ApiError::unauthenticated("this account no longer exists"));
     }
-    state.hub.send(Control::UserRevoked {
+    state.hub.announce(Control::UserRevoked {
         user: auth.user_id,
         except: None,
     });

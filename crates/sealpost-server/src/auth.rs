@@ -20,7 +20,7 @@ use crate::extract::{ClientAddr, Fields, JsonBody};
 use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
-use crate::store::{Kdf, Refreshed};
+use crate::store::{Kdf, NewSession, Refreshed, Rotation};
 use crate::tokens::{hash_token, new_opaque_token, Claims};
 use crate::validate::{self, rfc3339, KdfWire};
 
@@ -152,15 +152,17 @@ async fn login(
     let now = now_ms();
     let (refresh_token, refresh_hash) = new_opaque_token();
     let session_id = state
-        .store
-        .create_session(
+        .writer
+        .open_session(NewSession {
             user_id,
-            device_name.as_deref(),
-            &refresh_hash,
+            device_name,
+            refresh_hash,
             now,
-            refresh_expiry(&state, now),
-        )
-        .await?;
+            expires_at: refresh_expiry(&state, now),
+        })
+        .await?
+        // Deleted since its credentials were read: as if it had never been.
+        .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
     let (access_token, expires_in) = access_token(&state, user_id, session_id, now);
     let mut keys = keyring.keys.into_iter().map(|k| KeyWire {
         public_key: b64::encode(&k.public_key),
@@ -242,13 +244,13 @@ async fn refresh(
     let now = now_ms();
     let (refresh_token, new_hash) = new_opaque_token();
     let outcome = state
-        .store
-        .refresh(
-            &hash_token(req.refresh_token.expose()),
-            &new_hash,
+        .writer
+        .rotate(Rotation {
+            old_hash: hash_token(req.refresh_token.expose()),
+            new_hash,
             now,
-            refresh_expiry(&state, now),
-        )
+            expires_at: refresh_expiry(&state, now),
+        })
         .await?;
     match outcome {
         Refreshed::Rotated {
@@ -264,7 +266,7 @@ async fn refresh(
         }
         Refreshed::Reused(session_id) => {
             tracing::warn!(%session_id, "a used refresh token was presented again: its session is revoked");
-            state.hub.send(Control::SessionRevoked(session_id));
+            state.hub.announce(Control::SessionRevoked(session_id));
             Err(ApiError::unauthenticated(
                 "this refresh token was already used; the session is revoked: sign in again",
             ))

@@ -111,7 +111,7 @@ pub async fn revoke_session(
         .revoke_session(user_id, session_id, now_ms())
         .await?;
     if revoked {
-        state.hub.send(Control::SessionRevoked(session_id));
+        state.hub.announce(Control::SessionRevoked(session_id));
     }
     Ok(revoked)
 }

@@ -199,6 +199,27 @@ pub struct ServeArgs {
     #[arg(long, env = "SEALPOST_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origin: Vec<String>,
 
+    /// What carries stream wake-ups and revocations between nodes on PostgreSQL: by default
+    /// PostgreSQL's own `LISTEN/NOTIFY` (nothing more to run); `nats://HOST:PORT` for a NATS
+    /// server, which takes `NOTIFY`'s commit-time lock off every send (docs/SCALING.md). With
+    /// NATS each node also polls the store every `--hub-poll-ms`, so that a wake-up lost between
+    /// a commit and its publish delays a delivery by that much at most.
+    #[arg(long, env = "SEALPOST_HUB", value_parser = hub_url, hide_env_values = true)]
+    pub hub: Option<DatabaseUrl>,
+
+    /// With a NATS hub: milliseconds between two polls of the store for the mailboxes and
+    /// sessions of this node's streams.
+    #[arg(long, env = "SEALPOST_HUB_POLL_MS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub hub_poll_ms: u64,
+
+    /// With a NATS hub: the first token of its subjects (`PREFIX.m.<mailbox>`,
+    /// `PREFIX.s.<session>`, `PREFIX.u.<user>`), so that several deployments can share one NATS
+    /// server. Every node of a deployment must use the same.
+    #[arg(long, env = "SEALPOST_HUB_SUBJECT_PREFIX", default_value = "sealpost",
+        value_parser = subject_prefix)]
+    pub hub_subject_prefix: String,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `sealpost_server=debug`.
     #[arg(long, env = "SEALPOST_LOG", default_value = "info")]
     pub log: String,
@@ -221,7 +242,30 @@ impl ServeArgs {
     }
 }
 
-/// A database URL. It may carry a password, so it prints without one.
+/// `--hub`: a `nats://` URL (the only other carrier there is).
+fn hub_url(url: &str) -> Result<DatabaseUrl, String> {
+    if url.starts_with("nats://") && url.len() > "nats://".len() {
+        Ok(DatabaseUrl(url.to_owned()))
+    } else {
+        Err("the hub is a NATS server: nats://HOST:PORT (leave --hub out for LISTEN/NOTIFY)".into())
+    }
+}
+
+/// `--hub-subject-prefix`: one NATS subject token (letters, digits, `-` and `_`).
+fn subject_prefix(prefix: &str) -> Result<String, String> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(prefix.to_owned())
+    } else {
+        Err("one subject token of at most 64 letters, digits, '-' or '_'".into())
+    }
+}
+
+/// A database (or hub) URL. It may carry a password, so it prints without one.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
 

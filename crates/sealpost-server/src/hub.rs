@@ -3,16 +3,23 @@
 //! store, after the last `seq` it sent, so a lost or doubled wake-up can delay a delivery but
 //! never skip or repeat one.
 //!
-//! On PostgreSQL every node's hub is fed by `LISTEN/NOTIFY` (the store's `notify`); the notification
-//! names only a mailbox or a session, never a ciphertext.
+//! Across nodes the wake-ups travel by one of two carriers; either names only a mailbox or a
+//! session, never a ciphertext:
+//! - `LISTEN/NOTIFY` (the default on PostgreSQL): each write queues its notification in its
+//!   transaction (the store's `notify`), and every node listens;
+//! - NATS (`--hub nats://…`, [`crate::nats`]): the handler announces what it committed after the
+//!   commit ([`Hub::announce_stored`], [`Hub::announce`]), to subjects per mailbox and per
+//!   session. A publish after a commit can be lost (the node dies between the two), so each node
+//!   also polls the store for the mailboxes and sessions of its streams ([`crate::nats::poll`]): a
+//!   lost wake-up delays a delivery by one poll interval at most, and never loses one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sealpost_proto::sync::lock;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 /// Events for every stream of the node.
@@ -35,6 +42,11 @@ pub struct Hub {
     control: broadcast::Sender<Control>,
     stopping: AtomicBool,
     sessions: Mutex<SessionCache>,
+    /// The sessions this node's streams belong to, with their count of streams.
+    streaming: Mutex<HashMap<Uuid, usize>>,
+    /// Where announcements go to reach the other nodes (NATS); none with `LISTEN/NOTIFY`, whose
+    /// notifications the store queues in each transaction.
+    outbound: OnceLock<mpsc::Sender<String>>,
 }
 
 /// Sessions this node recently found live, so that most requests need no database read. Every
@@ -60,6 +72,8 @@ impl Default for Hub {
             control: broadcast::channel(1024).0,
             stopping: AtomicBool::new(false),
             sessions: Mutex::new(SessionCache::default()),
+            streaming: Mutex::new(HashMap::new()),
+            outbound: OnceLock::new(),
         }
     }
 }
@@ -77,6 +91,7 @@ pub enum NoSubscription {
 #[derive(Debug)]
 pub struct Subscription {
     pub mailbox: Uuid,
+    pub session: Uuid,
     pub wake: watch::Receiver<u64>,
     pub control: broadcast::Receiver<Control>,
     hub: Arc<Hub>,
@@ -84,6 +99,15 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        {
+            let mut streaming = lock(&self.hub.streaming);
+            if let Some(n) = streaming.get_mut(&self.session) {
+                *n -= 1;
+                if *n == 0 {
+                    streaming.remove(&self.session);
+                }
+            }
+        }
         let mut boxes = lock(&self.hub.mailboxes);
         // Our own receiver is still alive here, so "only us" is a count of one.
         if boxes
@@ -96,11 +120,13 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Subscribes to a mailbox (before reading its backlog, so that nothing stored meanwhile is
-    /// missed), if it has fewer than `max` streams on this node and the server is not stopping.
+    /// Subscribes a stream of `session` to a mailbox (before reading its backlog, so that nothing
+    /// stored meanwhile is missed), if it has fewer than `max` streams on this node and the server
+    /// is not stopping.
     pub fn subscribe(
         self: &Arc<Self>,
         mailbox: Uuid,
+        session: Uuid,
         max: usize,
     ) -> Result<Subscription, NoSubscription> {
         if self.stopping.load(Ordering::SeqCst) {
@@ -113,15 +139,64 @@ impl Hub {
             return Err(NoSubscription::TooMany);
         }
         let wake = sender.subscribe();
+        drop(boxes);
+        *lock(&self.streaming).entry(session).or_default() += 1;
         Ok(Subscription {
             mailbox,
+            session,
             wake,
             control,
             hub: Arc::clone(self),
         })
     }
 
-    /// An entry was stored in `mailbox`.
+    /// Sends announcements to the other nodes through `outbound` (each a [`notification`]
+    /// payload) from now on; once per hub.
+    pub fn set_outbound(&self, outbound: mpsc::Sender<String>) {
+        let _ = self.outbound.set(outbound);
+    }
+
+    /// An entry was committed to `mailbox` by this node: wakes its streams here, and on the other
+    /// nodes when a NATS hub carries the wake-ups (with `LISTEN/NOTIFY` the transaction did).
+    pub fn announce_stored(&self, mailbox: Uuid) {
+        self.stored(mailbox);
+        self.publish(notification::stored(mailbox));
+    }
+
+    /// A revocation was committed by this node: applies it here, and on the other nodes when a
+    /// NATS hub carries the wake-ups.
+    pub fn announce(&self, event: Control) {
+        self.send(event);
+        match event {
+            Control::SessionRevoked(s) => self.publish(notification::session_revoked(s)),
+            Control::UserRevoked { user, except } => {
+                self.publish(notification::user_revoked(user, except))
+            }
+            Control::Resync | Control::Shutdown => {}
+        }
+    }
+
+    /// Hands a payload to the outbound carrier, if any. A full queue drops it: the poll repairs
+    /// what a lost wake-up delays.
+    fn publish(&self, payload: String) {
+        if let Some(out) = self.outbound.get() {
+            if out.try_send(payload).is_err() {
+                tracing::debug!("the hub's outbound queue is full: a wake-up waits for the poll");
+            }
+        }
+    }
+
+    /// The mailboxes with streams on this node.
+    pub fn mailboxes(&self) -> Vec<Uuid> {
+        lock(&self.mailboxes).keys().copied().collect()
+    }
+
+    /// The sessions with streams on this node.
+    pub fn streaming_sessions(&self) -> Vec<Uuid> {
+        lock(&self.streaming).keys().copied().collect()
+    }
+
+    /// An entry was stored in `mailbox`: wakes its streams on this node.
     pub fn stored(&self, mailbox: Uuid) {
         let boxes = lock(&self.mailboxes);
         if let Some(s) = boxes.get(&mailbox) {
@@ -129,6 +204,7 @@ impl Hub {
         }
     }
 
+    /// Applies an event to this node's streams and session cache.
     pub fn send(&self, event: Control) {
         {
             let mut cache = lock(&self.sessions);

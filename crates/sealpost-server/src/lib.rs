@@ -10,8 +10,9 @@
 //! - `error`: the one error type, and the only place that writes error responses.
 //! - `bearer`: who the caller is (access tokens, live sessions), and revoking a session.
 //! - `extract`: strict JSON bodies in PROTOCOL §4's fault order, and the client's address.
-//! - `batch` (group commit of sends), [`hub`] (push and revocation), [`pages`] (the newest-page
-//!   cache), `wire` (hand-written JSON of mailbox entries).
+//! - `batch` (group commit of sends, logins and refreshes), [`hub`] (push and revocation, carried
+//!   between nodes by `LISTEN/NOTIFY` or by `nats`), [`pages`] (the newest-page cache), `wire`
+//!   (hand-written JSON of mailbox entries).
 //! - [`tokens`], `limits`, `metrics`, `state`, `validate`, [`clock`]: what the handlers share.
 //! - [`retention`]: `--retention-days`, deleting old entries in the background.
 //! - `fuzzing` (feature `fuzzing`, off by default): pure entry points for the fuzz targets in
@@ -53,6 +54,7 @@ mod limits;
 mod listen;
 mod messages;
 mod metrics;
+mod nats;
 mod openapi;
 mod ops;
 pub mod pages;
@@ -278,10 +280,20 @@ impl Server {
         });
         let hub = Arc::clone(&state.hub);
         let store = state.store.clone();
-        let feed = tokio::spawn({
-            let hub = Arc::clone(&hub);
-            async move { store.feed(hub).await }
-        });
+        let feed = match state.nats.clone() {
+            // NATS carries the wake-ups; the poll repairs the ones lost.
+            Some(link) => {
+                let every = std::time::Duration::from_millis(state.config.hub_poll_ms);
+                let (h1, h2) = (Arc::clone(&hub), Arc::clone(&hub));
+                tokio::spawn(async move {
+                    tokio::join!(link.feed(h1), nats::poll(store, h2, every));
+                })
+            }
+            None => tokio::spawn({
+                let hub = Arc::clone(&hub);
+                async move { store.feed(hub).await }
+            }),
+        };
         let retention = state.config.retention_days.map(|days| {
             let every = std::time::Duration::from_secs(state.config.retention_interval);
             retention::Retention::new(&state, days, clock::Clock::system()).spawn(every)

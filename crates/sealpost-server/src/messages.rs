@@ -125,7 +125,7 @@ async fn send(
         message.sender,
         message.sender_copy.is_some(),
     );
-    let outcome = state.batcher.send(message).await?;
+    let outcome = state.writer.send(message).await?;
     let entry = match outcome {
         Ok(entry) => entry,
         Err(SendRefused::UnknownRecipient) => {
@@ -143,9 +143,9 @@ async fn send(
             })
         }
     };
-    state.hub.stored(recipient);
+    state.hub.announce_stored(recipient);
     if with_copy {
-        state.hub.stored(sender);
+        state.hub.announce_stored(sender);
     }
     let stored = if with_copy { 2 } else { 1 };
     state

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub overloaded: AtomicU64,
     pub group_commits: AtomicU64,
     pub group_committed_sends: AtomicU64,
+    /// Logins and refreshes written by the group commit.
+    pub group_committed_sessions: AtomicU64,
     /// Entries deleted by `--retention-days`.
     pub retention_deleted_entries: AtomicU64,
 }
@@ -171,7 +173,7 @@ impl Metrics {
             &mut out,
             "sealpost_group_commits_total",
             "counter",
-            "Transactions that stored sends (group commit).",
+            "Transactions of the group commit (sends, logins and refreshes).",
             load(&self.group_commits),
         );
         gauge(
@@ -180,6 +182,13 @@ impl Metrics {
             "counter",
             "Sends stored by those transactions.",
             load(&self.group_committed_sends),
+        );
+        gauge(
+            &mut out,
+            "sealpost_group_committed_sessions_total",
+            "counter",
+            "Logins and refreshes stored by those transactions.",
+            load(&self.group_committed_sessions),
         );
         gauge(
             &mut out,

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::batch::SendBatcher;
+use crate::batch::Writer;
 use crate::config::ServeArgs;
 use crate::hub::Hub;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::nats::NatsLink;
 use crate::pages::PageCache;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::tokens::{JwtKey, PreloginKey};
 
 /// Byte limits derived from the configuration.
@@ -47,8 +48,10 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     pub metrics: Arc<Metrics>,
     pub hub: Arc<Hub>,
-    /// Group commit of sends.
-    pub batcher: SendBatcher,
+    /// Group commit of sends, logins and refreshes.
+    pub writer: Writer,
+    /// The NATS hub, when `--hub` names one (else `LISTEN/NOTIFY` on PostgreSQL).
+    pub nats: Option<NatsLink>,
     /// Each mailbox's newest page.
     pub pages: Arc<PageCache>,
 }
@@ -64,17 +67,35 @@ impl AppState {
     pub async fn with_store(config: ServeArgs, store: Store) -> anyhow::Result<AppState> {
         let secrets = crate::keyfile::load(&config, &store).await?;
         let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(Hub::default());
+        let (store, nats) = match &config.hub {
+            None => (store, None),
+            Some(url) => {
+                if store.backend() != Backend::Postgres {
+                    anyhow::bail!(
+                        "--hub is for several nodes on PostgreSQL; SQLite has one node, whose \
+                         streams need no hub"
+                    );
+                }
+                let link =
+                    NatsLink::connect(url.as_str(), &config.hub_subject_prefix, &hub).await?;
+                hub.set_outbound(link.publisher());
+                // The wake-ups go through NATS after each commit: no NOTIFY in any transaction.
+                (store.without_notify(), Some(link))
+            }
+        };
         Ok(AppState {
             limits: Limits::new(config.max_ciphertext),
             rate: Arc::new(RateLimiter::new(&config)),
             metrics: Arc::clone(&metrics),
-            hub: Arc::new(Hub::default()),
-            batcher: SendBatcher::spawn(
+            hub,
+            nats,
+            writer: Writer::spawn(
                 store.clone(),
                 Arc::clone(&metrics),
                 config.mailbox_max_entries,
             )
-            .context("cannot start the send writer")?,
+            .context("cannot start the writer")?,
             pages: Arc::new(PageCache::new(config.page_cache_mib << 20)),
             jwt: Arc::new(JwtKey::new(secrets.jwt.to_vec())),
             prelogin_key: Arc::new(PreloginKey::new(secrets.prelogin.to_vec())),

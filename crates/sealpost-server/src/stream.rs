@@ -136,10 +136,11 @@ async fn serve_stream(state: AppState, socket: WebSocket) {
         },
     };
     // Subscribe before reading anything, so that an entry stored from now on wakes us.
-    let sub = match state
-        .hub
-        .subscribe(auth.user_id, state.config.max_streams_per_account as usize)
-    {
+    let sub = match state.hub.subscribe(
+        auth.user_id,
+        auth.session_id,
+        state.config.max_streams_per_account as usize,
+    ) {
         Ok(sub) => sub,
         Err(NoSubscription::Stopping) => {
             return close_now(&mut sink, close::GOING_AWAY, "the server is shutting down").await

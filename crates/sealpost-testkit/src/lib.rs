@@ -171,6 +171,13 @@ impl TestApp {
         Self::start(args, self.backend, None, self.inner._pg.clone(), None).await
     }
 
+    /// Another node on the same database, with its options changed by `change`.
+    pub async fn second_node_with(&self, change: impl FnOnce(&mut ServeArgs)) -> TestApp {
+        let mut args = (*self.state.config).clone();
+        change(&mut args);
+        Self::start(args, self.backend, None, self.inner._pg.clone(), None).await
+    }
+
     /// An API client on this node, signed in as `user` (with the token it got elsewhere).
     pub fn api_for(&self, user: &TestUser) -> Api {
         let mut api = self.api();
@@ -340,6 +347,38 @@ pub fn postgres_admin_url() -> Option<String> {
             None
         }
     }
+}
+
+/// The URL of the test NATS server (`SEALPOST_TEST_NATS`, e.g. nats://127.0.0.1:4222), if this
+/// run has one. In CI it must.
+pub fn nats_url() -> Option<String> {
+    match std::env::var("SEALPOST_TEST_NATS") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "SEALPOST_TEST_NATS is not set, but in CI the NATS hub's tests must run"
+            );
+            eprintln!("!!! SKIPPED with a NATS hub: set SEALPOST_TEST_NATS=nats://127.0.0.1:4222 to run it");
+            None
+        }
+    }
+}
+
+/// A NATS subject prefix of one test, so that tests running side by side on one NATS server
+/// never hear each other.
+pub fn nats_prefix() -> String {
+    format!("t{}", Uuid::new_v4().simple())
+}
+
+/// Test defaults with the NATS hub under a prefix of the test's own (`None`, said loudly,
+/// without `SEALPOST_TEST_NATS`).
+pub fn nats_args(poll_ms: u64) -> Option<ServeArgs> {
+    let mut args = test_args();
+    args.hub = Some(nats_url()?.into());
+    args.hub_subject_prefix = nats_prefix();
+    args.hub_poll_ms = poll_ms;
+    Some(args)
 }
 
 /// The admin URL with its database swapped for `name`.

@@ -1,11 +1,12 @@
 //! `sealpost`: one command line. `sealpost serve` runs the server; the other commands are the
 //! client (`commands`), with its terminal plumbing in `ui`; `sealpost demo` runs both in one
-//! process (`demo`).
+//! process (`demo`); `sealpost admin` is the operator's, on the database directly (`admin`).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod backup;
 mod commands;
 mod demo;
@@ -71,6 +72,9 @@ enum Command {
     /// Restore a backup into a new SQLite database, or (--in-place) prepare a database restored
     /// by other means; either way every mailbox's next seq is raised so no client is stranded.
     Restore(backup::RestoreArgs),
+    /// Operate a Sealpost database directly: stats, revoke an account's sessions, delete an
+    /// account, purge.
+    Admin(Box<admin::AdminArgs>),
 }
 
 /// The client's commands (`commands::run`).
@@ -165,6 +169,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo => demo::run().await,
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
+            Command::Admin(args) => admin::run(*args).await,
             Command::Client(command) => {
                 let transport = commands::transport(cli.ca_cert.as_deref(), cli.insecure_http)?;
                 let context = commands::Context::new(cli.server, cli.home, transport)?;
@@ -179,6 +184,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
         Err(error) => {
+            // `sealpost admin` reported its failure itself, and says how to exit.
+            if let Some(admin::Exit(code)) = error.downcast_ref() {
+                return std::process::ExitCode::from(*code);
+            }
             ui::report(&error);
             std::process::ExitCode::FAILURE
         }

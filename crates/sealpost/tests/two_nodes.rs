@@ -1,6 +1,7 @@
 //! Two `sealpost serve` processes on one PostgreSQL database: a stream held by node B receives,
 //! in order, without gaps or duplicates, 1,000 messages posted by 4 concurrent senders to node A,
-//! while the stream is cut and resumed twice in the middle (PROTOCOL §4.1, §4.2).
+//! while the stream is cut and resumed twice in the middle (PROTOCOL §4.1, §4.2); once with the
+//! wake-ups carried by `LISTEN/NOTIFY`, once by a NATS hub.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -38,12 +39,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_node(database: &str, secrets: &std::path::Path) -> Node {
+async fn start_node(database: &str, secrets: &std::path::Path, hub: &[String]) -> Node {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .arg("serve")
+        .args(hub)
         .args([
-            "serve",
             "--listen",
             &addr,
             "--database",
@@ -119,6 +121,27 @@ async fn next_json(ws: &mut Ws) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
+    everything_reaches_node_b(&[]).await;
+}
+
+/// The same with a NATS hub (and a poll slow enough that NATS must be what delivers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_node_b_gets_everything_posted_to_node_a_through_nats() {
+    let Some(url) = sealpost_testkit::nats_url() else {
+        return;
+    };
+    let hub = [
+        "--hub".to_owned(),
+        url,
+        "--hub-subject-prefix".to_owned(),
+        sealpost_testkit::nats_prefix(),
+        "--hub-poll-ms".to_owned(),
+        "60000".to_owned(),
+    ];
+    everything_reaches_node_b(&hub).await;
+}
+
+async fn everything_reaches_node_b(hub: &[String]) {
     // Says loudly that it skipped without SEALPOST_TEST_POSTGRES (and fails in CI); the
     // database is dropped when `db` goes, even if an assertion fails.
     let Some(db) = PgDatabase::create().await else {
@@ -129,8 +152,8 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("sealpost.secrets");
     {
-        let node_a = start_node(&database, &secrets).await;
-        let node_b = start_node(&database, &secrets).await;
+        let node_a = start_node(&database, &secrets, hub).await;
+        let node_b = start_node(&database, &secrets, hub).await;
         let (bob, bob_api) = account(&node_a, "bob").await;
         let bob_token = bob_api.token().unwrap().expose().to_owned();
         let mut senders = Vec::new();
@@ -178,6 +201,9 @@ async fn a_stream_on_node_b_gets_everything_posted_to_node_a() {
         assert_eq!(received.len(), sent.len());
         assert_eq!(received.into_iter().collect::<HashSet<_>>(), sent);
 
+        if !hub.is_empty() {
+            return;
+        }
         // The notification connections drop (as in a database restart): the nodes reconnect, and
         // the stream catches up with what was stored meanwhile, losing nothing.
         let killed = db.terminate_listeners().await;

@@ -1,6 +1,7 @@
-//! Sends, group-committed: a batch in one transaction. [`Store::send_batch`] locks the accounts
-//! involved, [`plan_batch`] checks and numbers the sends (pure, shared by both backends), then
-//! one write per backend stores them with one statement per table.
+//! Group commit: a batch of sends, logins and refreshes in one transaction
+//! ([`Store::commit_batch`]). For the sends it locks the accounts involved, [`plan_batch`] checks
+//! and numbers them (pure, shared by both backends), then one write per backend stores them with
+//! one statement per table; the logins and refreshes are written by `super::sessions`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -10,6 +11,10 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::mailbox::{Entry, NewMessage, SendRefused};
+use super::sessions::{
+    open_sessions_pg, open_sessions_sqlite, rotate_pg, rotate_sqlite, NewSession, Refreshed,
+    Rotation,
+};
 use super::{Db, Store};
 use crate::hub::notification;
 
@@ -17,50 +22,131 @@ use crate::hub::notification;
 const LOCK_ACCOUNTS_PG: &str = "SELECT id, key_version, last_seq, entries FROM users \
      WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE";
 
+/// A group commit's work: sends, and the logins and refreshes that came with them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub sends: Vec<NewMessage>,
+    pub opens: Vec<NewSession>,
+    pub rotations: Vec<Rotation>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.sends.len() + self.opens.len() + self.rotations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.sends.clear();
+        self.opens.clear();
+        self.rotations.clear();
+    }
+}
+
+/// What a committed batch did, in the order of each list of [`Batch`].
+#[derive(Debug)]
+pub struct Committed {
+    /// Per send: the recipient's entry, or why it was refused.
+    pub sends: Vec<Result<Entry, SendRefused>>,
+    /// Per login: its session's id, or `None` when the account was deleted meanwhile.
+    pub opened: Vec<Option<Uuid>>,
+    /// Per refresh: what the token led to.
+    pub rotated: Vec<Refreshed>,
+}
+
 impl Store {
-    /// Group commit (a mailbox holds at most `max_entries`): stores many sends (each with the next `seq` of its mailboxes, and its sender
-    /// copy) in one transaction, so one commit and one fsync. A refused send leaves no trace.
-    /// Nothing is acknowledged before the commit. Answers the recipient's entry of each send.
+    /// Group commit: a batch of sends, logins and refreshes in one transaction, so one commit and
+    /// one fsync for all of them. Nothing is acknowledged before the commit, and an error leaves
+    /// nothing of the batch.
     ///
-    /// Every account involved is locked first (PostgreSQL: in id order, so that concurrent
-    /// batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN IMMEDIATE`),
-    /// then the sends are checked and numbered by `plan_batch`, and written with one statement
-    /// per table.
-    pub async fn send_batch(
+    /// Sends first: every account they involve is locked (PostgreSQL: in id order, so that
+    /// concurrent batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN
+    /// IMMEDIATE`), then they are checked and numbered by `plan_batch` (a mailbox holds at most
+    /// `max_entries`) and written with one statement per table; a refused send leaves no trace.
+    /// Then the logins (one statement on PostgreSQL), then each refresh. Accounts, then sessions,
+    /// then tokens: the order every other transaction takes its locks in.
+    pub async fn commit_batch(
         &self,
-        batch: &[NewMessage],
+        batch: &Batch,
         max_entries: i64,
-    ) -> Result<Vec<Result<Entry, SendRefused>>, sqlx::Error> {
-        let mut involved: Vec<Uuid> = batch.iter().flat_map(|m| [m.recipient, m.sender]).collect();
+    ) -> Result<Committed, sqlx::Error> {
+        let mut involved: Vec<Uuid> = batch
+            .sends
+            .iter()
+            .flat_map(|m| [m.recipient, m.sender])
+            .collect();
         involved.sort();
         involved.dedup();
+        let opens: Vec<(Uuid, &NewSession)> =
+            batch.opens.iter().map(|s| (Uuid::now_v7(), s)).collect();
+        let mut rotated = Vec::with_capacity(batch.rotations.len());
         match &self.db {
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let accounts: Vec<AccountState> = sqlx::query_as(LOCK_ACCOUNTS_PG)
-                    .bind(&involved)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let plan = plan_batch(batch, &accounts, max_entries);
-                if !plan.rows.is_empty() {
-                    write_batch_pg(&mut tx, &plan).await?;
+                let mut sends = Vec::new();
+                if !batch.sends.is_empty() {
+                    let accounts: Vec<AccountState> = sqlx::query_as(LOCK_ACCOUNTS_PG)
+                        .bind(&involved)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let plan = plan_batch(&batch.sends, &accounts, max_entries);
+                    if !plan.rows.is_empty() {
+                        write_batch_pg(&mut tx, &plan, self.notifies()).await?;
+                    }
+                    sends = plan.results;
+                }
+                let opened = if opens.is_empty() {
+                    Vec::new()
+                } else {
+                    open_sessions_pg(&mut tx, &opens).await?
+                };
+                for r in &batch.rotations {
+                    rotated.push(rotate_pg(&mut tx, r, self.notifies()).await?);
                 }
                 tx.commit().await?;
-                Ok(plan.results)
+                Ok(committed(sends, &opens, opened, rotated))
             }
             Db::Sqlite(pool, _) => {
                 let _writing = self.write_lock().await;
-                // IMMEDIATE: the write lock first, so that the read below cannot go stale.
+                // IMMEDIATE: the write lock first, so that the reads below cannot go stale.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let accounts = read_accounts_sqlite(&mut tx, &involved).await?;
-                let plan = plan_batch(batch, &accounts, max_entries);
-                if !plan.rows.is_empty() {
-                    write_batch_sqlite(&mut tx, &plan).await?;
+                let mut sends = Vec::new();
+                if !batch.sends.is_empty() {
+                    let accounts = read_accounts_sqlite(&mut tx, &involved).await?;
+                    let plan = plan_batch(&batch.sends, &accounts, max_entries);
+                    if !plan.rows.is_empty() {
+                        write_batch_sqlite(&mut tx, &plan).await?;
+                    }
+                    sends = plan.results;
+                }
+                let opened = open_sessions_sqlite(&mut tx, &opens).await?;
+                for r in &batch.rotations {
+                    rotated.push(rotate_sqlite(&mut tx, r).await?);
                 }
                 tx.commit().await?;
-                Ok(plan.results)
+                Ok(committed(sends, &opens, opened, rotated))
             }
         }
+    }
+}
+
+fn committed(
+    sends: Vec<Result<Entry, SendRefused>>,
+    opens: &[(Uuid, &NewSession)],
+    opened: Vec<bool>,
+    rotated: Vec<Refreshed>,
+) -> Committed {
+    Committed {
+        sends,
+        opened: opens
+            .iter()
+            .zip(opened)
+            .map(|((id, _), ok)| ok.then_some(*id))
+            .collect(),
+        rotated,
     }
 }
 
@@ -229,11 +315,16 @@ const WRITE_BATCH_PG: &str = "WITH bump AS (UPDATE users SET last_seq = v.last, 
 async fn write_batch_pg(
     tx: &mut Transaction<'_, Postgres>,
     plan: &BatchPlan,
+    notify: bool,
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = plan.bumped.iter().map(|b| b.0).collect();
     let last: Vec<i64> = plan.bumped.iter().map(|b| b.1).collect();
     let entries: Vec<i64> = plan.bumped.iter().map(|b| b.2).collect();
-    let notes: Vec<String> = ids.iter().map(|id| notification::stored(*id)).collect();
+    let notes: Vec<String> = if notify {
+        ids.iter().map(|id| notification::stored(*id)).collect()
+    } else {
+        Vec::new()
+    };
     let rows = &plan.rows;
     sqlx::query(WRITE_BATCH_PG)
         .bind(&ids)

@@ -12,7 +12,7 @@ use sqlx::migrate::{Migrate as _, Migrator};
 use super::{Db, Store};
 
 pub(super) static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+pub(super) static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Whether the old ledger is there; the dialects differ.
 const HAS_LEGACY_LEDGER_SQLITE: &str =
@@ -48,7 +48,7 @@ impl Store {
         };
         on!(self, pool => {
             let mut tx = pool.begin().await?;
-            if self.is_postgres() {
+            if self.backend() == super::Backend::Postgres {
                 sqlx::query(LOCK_PG).execute(&mut *tx).await?;
             }
             let legacy: i64 = sqlx::query_scalar(has_legacy).fetch_one(&mut *tx).await?;

@@ -47,11 +47,12 @@ macro_rules! on_write {
     };
 }
 
-/// On PostgreSQL, queues a notification for every node (sent at commit, with the transaction, or
-/// not at all); on SQLite there is one node, whose hub the caller wakes itself.
+/// On PostgreSQL with `LISTEN/NOTIFY` as the hub, queues a notification for every node (sent at
+/// commit, with the transaction, or not at all); on SQLite there is one node, and with a NATS hub
+/// the caller publishes after the commit.
 macro_rules! notify {
     ($store:expr, $tx:expr, $payload:expr) => {
-        if $store.is_postgres() {
+        if $store.notifies() {
             sqlx::query($crate::store::notify::NOTIFY)
                 .bind($crate::store::notify::CHANNEL)
                 .bind($payload)
@@ -62,8 +63,9 @@ macro_rules! notify {
 }
 
 pub mod accounts;
+pub mod admin;
 pub mod backup;
-mod batch;
+pub mod batch;
 pub mod keys;
 pub mod mailbox;
 mod migrate;
@@ -75,14 +77,17 @@ pub mod sessions;
 pub mod testing;
 
 pub use accounts::{Credentials, Kdf, Keyring, NewAccount, PasswordProof};
+pub use batch::{Batch, Committed};
 pub use keys::{KeyList, KeyRecord, PublicUser, UserRef};
 pub use mailbox::{Cursor, Entry, NewMessage, SendRefused};
-pub use sessions::{Refreshed, SessionRow};
+pub use sessions::{NewSession, Refreshed, Rotation, SessionRow};
 
 /// The database behind one node. Cloning it is cheap (the pools are shared).
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// Whether writes queue `NOTIFY`s (PostgreSQL, unless a NATS hub carries the wake-ups).
+    notify: bool,
 }
 
 /// The pools, private to the store: nothing outside it can run a statement.
@@ -223,7 +228,8 @@ impl Store {
         } else {
             bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…");
         };
-        let store = Store { db };
+        let notify = matches!(db, Db::Postgres(_));
+        let store = Store { db, notify };
         store.migrate().await?;
         Ok(store)
     }
@@ -235,6 +241,7 @@ impl Store {
         match &self.db {
             Db::Postgres(pool) => Store {
                 db: Db::Postgres(pg_pool(1).connect_lazy_with((*pool.connect_options()).clone())),
+                notify: self.notify,
             },
             Db::Sqlite(..) => self.clone(),
         }
@@ -256,8 +263,16 @@ impl Store {
         }
     }
 
-    fn is_postgres(&self) -> bool {
-        self.backend() == Backend::Postgres
+    /// The same store, without `NOTIFY`s: another hub (NATS) carries the wake-ups, published
+    /// by the caller after each commit.
+    pub fn without_notify(mut self) -> Store {
+        self.notify = false;
+        self
+    }
+
+    /// Whether writes queue `NOTIFY`s for the other nodes.
+    pub fn notifies(&self) -> bool {
+        self.notify
     }
 
     /// Whether the database answers.

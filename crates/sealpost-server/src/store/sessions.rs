@@ -1,8 +1,9 @@
 //! Sessions and their refresh tokens: open, check, note their use, rotate, revoke, list.
 
+use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::{Db, Store};
+use super::Store;
 use crate::hub::notification;
 
 /// A session as listed.
@@ -27,7 +28,28 @@ pub enum Refreshed {
     Invalid,
 }
 
-/// A refresh token with its session, as `refresh` reads it.
+/// A session to open (a login), written by the group commit (`super::batch`).
+#[derive(Debug)]
+pub struct NewSession {
+    pub user_id: Uuid,
+    pub device_name: Option<String>,
+    /// SHA-256 of its first refresh token.
+    pub refresh_hash: Vec<u8>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// A refresh token to rotate, written by the group commit: `old_hash` dies, `new_hash` takes its
+/// place.
+#[derive(Debug)]
+pub struct Rotation {
+    pub old_hash: Vec<u8>,
+    pub new_hash: Vec<u8>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// A refresh token with its session, as a rotation that could not take the fast path reads it.
 #[derive(sqlx::FromRow)]
 struct TokenRow {
     session_id: Uuid,
@@ -37,23 +59,58 @@ struct TokenRow {
     expires_at: i64,
 }
 
-/// The session's columns, written the same on both backends.
-macro_rules! session_insert {
-    () => {
-        "INSERT INTO sessions (id, user_id, device_name, created_at, last_used_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $4, $5)"
-    };
+/// What a token that could not simply be rotated means.
+enum Verdict {
+    Invalid,
+    /// Used before (or by a concurrent rotation that won): its whole session ends.
+    Reused(Uuid),
+    /// Unused and live: rotate it (SQLite's only path; on PostgreSQL the fast path did it).
+    Rotate(TokenRow),
 }
 
-const INSERT_SESSION: &str = session_insert!();
-/// On PostgreSQL the session and its first refresh token in one statement: one round trip, and
-/// an implicit transaction.
-const INSERT_SESSION_WITH_TOKEN_PG: &str = concat!(
-    "WITH s AS (",
-    session_insert!(),
-    ") INSERT INTO refresh_tokens (hash, session_id) VALUES ($6, $1)"
-);
+fn verdict(row: Option<TokenRow>, now: i64) -> Verdict {
+    match row {
+        None => Verdict::Invalid,
+        Some(row) if row.revoked_at.is_some() => Verdict::Invalid,
+        Some(row) if row.used_at.is_some() => Verdict::Reused(row.session_id),
+        Some(row) if row.expires_at <= now => Verdict::Invalid,
+        Some(row) => Verdict::Rotate(row),
+    }
+}
+
+/// Logins of a batch on PostgreSQL in one statement: the sessions of live accounts (an account
+/// deleted since its login read the credentials gets none) and their first refresh tokens.
+/// Answers the ids of the sessions opened.
+const OPEN_SESSIONS_PG: &str = "WITH s AS (INSERT INTO sessions (id, user_id, device_name, \
+     created_at, last_used_at, expires_at) SELECT v.id, v.user_id, v.device_name, v.now, v.now, \
+     v.expires_at FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[]) \
+     AS v(id, user_id, device_name, now, expires_at) \
+     JOIN users u ON u.id = v.user_id AND u.deleted_at IS NULL RETURNING id), \
+     t AS (INSERT INTO refresh_tokens (hash, session_id) SELECT h.hash, h.id \
+     FROM UNNEST($6::bytea[], $1::uuid[]) AS h(hash, id) WHERE h.id IN (SELECT id FROM s)) \
+     SELECT id FROM s";
+/// The same for one login on SQLite, run once per login inside the batch's transaction (SQLite
+/// runs in-process: it is the commit, not the statements, that costs).
+const OPEN_SESSION_SQLITE: &str = "INSERT INTO sessions (id, user_id, device_name, created_at, \
+     last_used_at, expires_at) SELECT $1, $2, $3, $4, $4, $5 FROM users \
+     WHERE id = $2 AND deleted_at IS NULL";
 const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (hash, session_id) VALUES ($1, $2)";
+/// A rotation on PostgreSQL in one statement when the token is unused and its session live (the
+/// usual case): marks it used, stores its successor, extends the session. No row: the slow path
+/// finds out why. The session's row is locked before the token's, the order in which account
+/// deletion and password change take them, so that they cannot deadlock with a batch. Of two
+/// rotations of one token, on any nodes, only one can match `used_at IS NULL` (the second waits
+/// for the first's lock, then finds it used).
+const ROTATE_PG: &str = "WITH live AS (SELECT s.id, s.user_id FROM refresh_tokens t \
+     JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1 AND t.used_at IS NULL \
+     AND s.revoked_at IS NULL AND s.expires_at > $3 FOR UPDATE OF s), \
+     used AS (UPDATE refresh_tokens t SET used_at = $3 FROM live \
+     WHERE t.hash = $1 AND t.used_at IS NULL AND t.session_id = live.id \
+     RETURNING t.session_id, live.user_id), \
+     ins AS (INSERT INTO refresh_tokens (hash, session_id) SELECT $2, session_id FROM used), \
+     ext AS (UPDATE sessions SET last_used_at = $3, expires_at = $4 \
+     WHERE id IN (SELECT session_id FROM used)) \
+     SELECT session_id, user_id FROM used";
 const SELECT_LAST_USED: &str = "SELECT last_used_at FROM sessions \
      WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL";
 const TOUCH_SESSION: &str = "UPDATE sessions SET last_used_at = $1 WHERE id = $2";
@@ -61,7 +118,7 @@ const SELECT_REFRESH_TOKEN: &str = "SELECT t.session_id, t.used_at, s.user_id, s
      s.expires_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1";
 const REVOKE_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-/// Only one of two concurrent refreshes with the same token can win this update.
+/// SQLite's rotation marks the token used (under the write lock: no race).
 const USE_REFRESH_TOKEN: &str =
     "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL";
 const EXTEND_SESSION: &str = "UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3";
@@ -71,50 +128,6 @@ const SELECT_SESSIONS: &str = "SELECT id, device_name, created_at, last_used_at 
      WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id";
 
 impl Store {
-    /// Opens a session with its first refresh token.
-    pub async fn create_session(
-        &self,
-        user_id: Uuid,
-        device_name: Option<&str>,
-        refresh_hash: &[u8],
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Uuid, sqlx::Error> {
-        let id = Uuid::now_v7();
-        match &self.db {
-            Db::Postgres(pool) => {
-                sqlx::query(INSERT_SESSION_WITH_TOKEN_PG)
-                    .bind(id)
-                    .bind(user_id)
-                    .bind(device_name)
-                    .bind(now)
-                    .bind(expires_at)
-                    .bind(refresh_hash)
-                    .execute(pool)
-                    .await?;
-            }
-            Db::Sqlite(pool, _) => {
-                let _writing = self.write_lock().await;
-                let mut tx = pool.begin().await?;
-                sqlx::query(INSERT_SESSION)
-                    .bind(id)
-                    .bind(user_id)
-                    .bind(device_name)
-                    .bind(now)
-                    .bind(expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(INSERT_REFRESH_TOKEN)
-                    .bind(refresh_hash)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-        }
-        Ok(id)
-    }
-
     /// When a live session of this user was last noted in use; `None` if it is not live.
     pub async fn session_last_used(
         &self,
@@ -135,64 +148,6 @@ impl Store {
         on_write!(self, pool => {
             sqlx::query(TOUCH_SESSION).bind(now).bind(session_id).execute(pool).await?;
             Ok(())
-        })
-    }
-
-    /// Rotates a refresh token: the presented one dies, `new_hash` takes its place. A token that
-    /// was already used revokes its whole session.
-    pub async fn refresh(
-        &self,
-        old_hash: &[u8],
-        new_hash: &[u8],
-        now: i64,
-        expires_at: i64,
-    ) -> Result<Refreshed, sqlx::Error> {
-        on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row: Option<TokenRow> = sqlx::query_as(SELECT_REFRESH_TOKEN)
-                .bind(old_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else { return Ok(Refreshed::Invalid) };
-            if row.revoked_at.is_some() {
-                return Ok(Refreshed::Invalid);
-            }
-            if row.expires_at <= now && row.used_at.is_none() {
-                return Ok(Refreshed::Invalid);
-            }
-            // A token used before, or by a concurrent refresh that won the update below (on
-            // PostgreSQL both can read it unused), is reuse: the whole session ends.
-            let won = row.used_at.is_none()
-                && sqlx::query(USE_REFRESH_TOKEN)
-                    .bind(now)
-                    .bind(old_hash)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-            if !won {
-                sqlx::query(REVOKE_SESSION)
-                    .bind(now)
-                    .bind(row.session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                notify!(self, tx, notification::session_revoked(row.session_id));
-                tx.commit().await?;
-                return Ok(Refreshed::Reused(row.session_id));
-            }
-            sqlx::query(INSERT_REFRESH_TOKEN)
-                .bind(new_hash)
-                .bind(row.session_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(EXTEND_SESSION)
-                .bind(now)
-                .bind(expires_at)
-                .bind(row.session_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Refreshed::Rotated { user_id: row.user_id, session_id: row.session_id })
         })
     }
 
@@ -221,5 +176,150 @@ impl Store {
     /// The live sessions of a user, oldest first.
     pub async fn sessions(&self, user_id: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
         on!(self, pool => sqlx::query_as(SELECT_SESSIONS).bind(user_id).fetch_all(pool).await)
+    }
+}
+
+/// Opens a batch's sessions on PostgreSQL (one statement); per login, whether its account was
+/// still there to open one for.
+pub(super) async fn open_sessions_pg(
+    tx: &mut Transaction<'_, Postgres>,
+    opens: &[(Uuid, &NewSession)],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let ids: Vec<Uuid> = opens.iter().map(|(id, _)| *id).collect();
+    let users: Vec<Uuid> = opens.iter().map(|(_, s)| s.user_id).collect();
+    let names: Vec<Option<&str>> = opens
+        .iter()
+        .map(|(_, s)| s.device_name.as_deref())
+        .collect();
+    let nows: Vec<i64> = opens.iter().map(|(_, s)| s.now).collect();
+    let expiries: Vec<i64> = opens.iter().map(|(_, s)| s.expires_at).collect();
+    let hashes: Vec<&[u8]> = opens
+        .iter()
+        .map(|(_, s)| s.refresh_hash.as_slice())
+        .collect();
+    let opened: Vec<Uuid> = sqlx::query_scalar(OPEN_SESSIONS_PG)
+        .bind(&ids)
+        .bind(&users)
+        .bind(&names)
+        .bind(&nows)
+        .bind(&expiries)
+        .bind(&hashes)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(ids.iter().map(|id| opened.contains(id)).collect())
+}
+
+/// Opens a batch's sessions on SQLite, one after the other in its transaction.
+pub(super) async fn open_sessions_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    opens: &[(Uuid, &NewSession)],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut opened = Vec::with_capacity(opens.len());
+    for (id, s) in opens {
+        let n = sqlx::query(OPEN_SESSION_SQLITE)
+            .bind(id)
+            .bind(s.user_id)
+            .bind(s.device_name.as_deref())
+            .bind(s.now)
+            .bind(s.expires_at)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            sqlx::query(INSERT_REFRESH_TOKEN)
+                .bind(&s.refresh_hash)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        opened.push(n == 1);
+    }
+    Ok(opened)
+}
+
+/// Rotates one refresh token on PostgreSQL: one statement when it is unused and live, else reads
+/// why not; a reused token revokes its session (with a notification when `notify`).
+pub(super) async fn rotate_pg(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &Rotation,
+    notify: bool,
+) -> Result<Refreshed, sqlx::Error> {
+    let rotated: Option<(Uuid, Uuid)> = sqlx::query_as(ROTATE_PG)
+        .bind(&r.old_hash)
+        .bind(&r.new_hash)
+        .bind(r.now)
+        .bind(r.expires_at)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((session_id, user_id)) = rotated {
+        return Ok(Refreshed::Rotated {
+            user_id,
+            session_id,
+        });
+    }
+    let row: Option<TokenRow> = sqlx::query_as(SELECT_REFRESH_TOKEN)
+        .bind(&r.old_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match verdict(row, r.now) {
+        Verdict::Invalid => Ok(Refreshed::Invalid),
+        // Unused and live, yet the fast path did not take it: only a race with a revocation or an
+        // expiry between the two statements does that. Nothing is rotated.
+        Verdict::Rotate(_) => Ok(Refreshed::Invalid),
+        Verdict::Reused(session_id) => {
+            sqlx::query(REVOKE_SESSION)
+                .bind(r.now)
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?;
+            if notify {
+                super::notify::queue(tx, &notification::session_revoked(session_id)).await?;
+            }
+            Ok(Refreshed::Reused(session_id))
+        }
+    }
+}
+
+/// Rotates one refresh token on SQLite, whose transaction holds the write lock: read, then write.
+pub(super) async fn rotate_sqlite(
+    tx: &mut Transaction<'_, Sqlite>,
+    r: &Rotation,
+) -> Result<Refreshed, sqlx::Error> {
+    let row: Option<TokenRow> = sqlx::query_as(SELECT_REFRESH_TOKEN)
+        .bind(&r.old_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match verdict(row, r.now) {
+        Verdict::Invalid => Ok(Refreshed::Invalid),
+        Verdict::Reused(session_id) => {
+            sqlx::query(REVOKE_SESSION)
+                .bind(r.now)
+                .bind(session_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Refreshed::Reused(session_id))
+        }
+        Verdict::Rotate(row) => {
+            sqlx::query(USE_REFRESH_TOKEN)
+                .bind(r.now)
+                .bind(&r.old_hash)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(INSERT_REFRESH_TOKEN)
+                .bind(&r.new_hash)
+                .bind(row.session_id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(EXTEND_SESSION)
+                .bind(r.now)
+                .bind(r.expires_at)
+                .bind(row.session_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Refreshed::Rotated {
+                user_id: row.user_id,
+                session_id: row.session_id,
+            })
+        }
     }
 }

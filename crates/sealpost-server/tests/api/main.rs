@@ -12,6 +12,7 @@ mod accounts;
 mod auth;
 mod concurrency;
 mod connections;
+mod group_commit;
 mod lifecycle;
 mod limits;
 mod messages;

@@ -225,12 +225,30 @@ both!(
     }
 );
 
-/// Two nodes on one PostgreSQL database (one SQLite database is one node).
+/// Two nodes on one PostgreSQL database (one SQLite database is one node), the wake-ups carried by
+/// `LISTEN/NOTIFY`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_and_messages_reach_every_node() {
     let Some(app) = TestApp::spawn(Backend::Postgres).await else {
         return;
     };
+    reach_every_node(app).await;
+}
+
+/// The same through a NATS hub, whose poll is too slow (a minute) to be what delivers: NATS
+/// itself must carry the wake-up and the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_and_messages_reach_every_node_through_nats() {
+    let Some(args) = nats_args(60_000) else {
+        return;
+    };
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, args).await else {
+        return;
+    };
+    reach_every_node(app).await;
+}
+
+async fn reach_every_node(app: TestApp) {
     let node_b = app.second_node().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
@@ -256,6 +274,63 @@ async fn revocation_and_messages_reach_every_node() {
     }
     node_b.stop().await;
     app.stop().await;
+}
+
+/// A NATS publish made after a commit can be lost (the node dies between the two). Node A here
+/// publishes under a subject prefix nobody listens to, so every one of its wake-ups and
+/// revocations is lost for node B: B's poll (every 200 ms) must deliver and close all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_nats_publishes_delay_but_never_lose_a_delivery_or_a_revocation() {
+    use futures_util::StreamExt as _;
+    let Some(mut args) = nats_args(200) else {
+        return;
+    };
+    let heard_prefix = args.hub_subject_prefix.clone();
+    args.hub_subject_prefix = format!("lost{heard_prefix}");
+    let Some(node_a) = TestApp::spawn_with(Backend::Postgres, args).await else {
+        return;
+    };
+    let node_b = node_a
+        .second_node_with(|args| args.hub_subject_prefix = heard_prefix.clone())
+        .await;
+    // What node B could hear: nothing of node A's may arrive there.
+    let nats = async_nats::connect(nats_url().unwrap()).await.unwrap();
+    let mut heard = nats.subscribe(format!("{heard_prefix}.>")).await.unwrap();
+    nats.flush().await.unwrap();
+
+    let alice = node_a.user("alice").await;
+    let bob = node_a.user("bob").await;
+    let mut on_b = node_b.stream(bob.api.token().unwrap(), 0).await;
+    let mut sent = Vec::new();
+    for k in 1..=3 {
+        sent.push(send(&alice, &bob, k).await.id.to_string());
+    }
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        received.push(id_of(hear(&mut on_b).await));
+    }
+    assert_eq!(
+        received, sent,
+        "in order, once each, through the poll alone"
+    );
+    bob.api.logout().await.unwrap();
+    assert_eq!(hear(&mut on_b).await, Heard::Closed(Some(4401)));
+
+    // The publishes really were lost: only the sentinel, published last, arrives.
+    let sentinel = format!("{heard_prefix}.sentinel");
+    nats.publish(sentinel.clone(), "".into()).await.unwrap();
+    nats.flush().await.unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next())
+        .await
+        .expect("the sentinel within 10 s")
+        .expect("the subscription");
+    assert_eq!(
+        first.subject.as_str(),
+        sentinel,
+        "node A's publishes reached node B's subjects"
+    );
+    node_b.stop().await;
+    node_a.stop().await;
 }
 
 /// A server whose access tokens live `ttl` seconds, signed with a key the test knows.
