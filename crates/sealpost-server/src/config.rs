@@ -100,6 +100,17 @@ pub struct ServeArgs {
     )]
     pub mailbox_max_entries: i64,
 
+    /// Delete mailbox entries older than this many days, in small batches in the background
+    /// (each deletion raises its mailbox's version, as a client's does). Off unless given.
+    #[arg(long, env = "SEALPOST_RETENTION_DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+
+    /// Seconds between two retention passes (the first runs at start).
+    #[arg(long, env = "SEALPOST_RETENTION_INTERVAL", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_interval: u64,
+
     /// Keys the rate limiter keeps at most (about 100 bytes each); past it the oldest goes.
     #[arg(long, env = "SEALPOST_RATE_LIMIT_KEYS", default_value_t = 1_000_000,
         value_parser = clap::value_parser!(u64).range(1..=100_000_000))]

@@ -13,7 +13,8 @@
 //! - `batch` (group commit of sends, logins and refreshes), [`hub`] (push and revocation, carried
 //!   between nodes by `LISTEN/NOTIFY` or by `nats`), [`pages`] (the newest-page cache), `wire`
 //!   (hand-written JSON of mailbox entries).
-//! - [`tokens`], `limits`, `metrics`, `state`, `validate`, `clock`: what the handlers share.
+//! - [`tokens`], `limits`, `metrics`, `state`, `validate`, [`clock`]: what the handlers share.
+//! - [`retention`]: `--retention-days`, deleting old entries in the background.
 //! - `fuzzing` (feature `fuzzing`, off by default): pure entry points for the fuzz targets in
 //!   `fuzz/`.
 //!
@@ -41,7 +42,7 @@ mod accounts;
 mod auth;
 mod batch;
 mod bearer;
-mod clock;
+pub mod clock;
 pub mod config;
 mod error;
 mod extract;
@@ -57,6 +58,7 @@ mod nats;
 mod openapi;
 mod ops;
 pub mod pages;
+pub mod retention;
 mod state;
 pub mod store;
 mod stream;
@@ -292,6 +294,10 @@ impl Server {
                 async move { store.feed(hub).await }
             }),
         };
+        let retention = state.config.retention_days.map(|days| {
+            let every = std::time::Duration::from_secs(state.config.retention_interval);
+            retention::Retention::new(&state, days, clock::Clock::system()).spawn(every)
+        });
         let result = listen::serve(listener, app(state), connections, async move {
             shutdown.await;
             // Streams are not requests in flight: tell them to close (1001).
@@ -300,6 +306,9 @@ impl Server {
         .await;
         feed.abort();
         let _ = feed.await;
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         if let Some(metrics) = metrics {
             metrics.abort();
         }

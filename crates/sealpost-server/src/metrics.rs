@@ -39,6 +39,8 @@ pub struct Metrics {
     pub group_committed_sends: AtomicU64,
     /// Logins and refreshes written by the group commit.
     pub group_committed_sessions: AtomicU64,
+    /// Entries deleted by `--retention-days`.
+    pub retention_deleted_entries: AtomicU64,
 }
 
 impl Metrics {
@@ -187,6 +189,13 @@ impl Metrics {
             "counter",
             "Logins and refreshes stored by those transactions.",
             load(&self.group_committed_sessions),
+        );
+        gauge(
+            &mut out,
+            "sealpost_retention_deleted_entries_total",
+            "counter",
+            "Mailbox entries deleted by retention (--retention-days).",
+            load(&self.retention_deleted_entries),
         );
         gauge(
             &mut out,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod backup;
 mod commands;
 mod demo;
 mod ui;
@@ -65,6 +66,12 @@ enum Command {
     Client(ClientCommand),
     /// Run a server in this process, and let Alice write to Bob through it, showing every step.
     Demo,
+    /// Copy a live SQLite database into a backup file (a consistent snapshot, written
+    /// atomically) and summarise it. PostgreSQL: use pg_dump (exit status 2 says so).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new SQLite database, or (--in-place) prepare a database restored
+    /// by other means; either way every mailbox's next seq is raised so no client is stranded.
+    Restore(backup::RestoreArgs),
     /// Operate a Sealpost database directly: stats, revoke an account's sessions, delete an
     /// account, purge.
     Admin(Box<admin::AdminArgs>),
@@ -160,6 +167,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => sealpost_server::serve(*args).await,
             Command::Demo => demo::run().await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Admin(args) => admin::run(*args).await,
             Command::Client(command) => {
                 let transport = commands::transport(cli.ca_cert.as_deref(), cli.insecure_http)?;
@@ -170,6 +179,10 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<backup::UseOtherTool>().is_some() => {
+            eprintln!("{error}");
+            std::process::ExitCode::from(2)
+        }
         Err(error) => {
             // `sealpost admin` reported its failure itself, and says how to exit.
             if let Some(admin::Exit(code)) = error.downcast_ref() {

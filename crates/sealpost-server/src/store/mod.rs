@@ -6,7 +6,8 @@
 //!
 //! One file per resource: [`accounts`], [`sessions`], [`keys`] (public keys and rotation),
 //! [`mailbox`] (sends, pages, deletions), [`secrets`]; [`migrate`] brings a database up to date
-//! and [`notify`] carries PostgreSQL's notifications to the push hub. The statements are `const`s
+//! and [`notify`] carries PostgreSQL's notifications to the push hub; [`backup`] snapshots,
+//! inspects and (after a restore) raises seqs, and `retention` deletes old entries. The statements are `const`s
 //! beside the method that runs them.
 //!
 //! Times are stored as Unix milliseconds. Every method that writes commits before it returns, so
@@ -63,11 +64,13 @@ macro_rules! notify {
 
 pub mod accounts;
 pub mod admin;
+pub mod backup;
 pub mod batch;
 pub mod keys;
 pub mod mailbox;
 mod migrate;
 pub mod notify;
+mod retention;
 pub mod secrets;
 pub mod sessions;
 #[cfg(feature = "test-support")]
@@ -148,14 +151,11 @@ fn pg_pool(size: u32) -> PgPoolOptions {
 /// file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` the mode of the
 /// database file); an existing one, and its companions, are made 0600.
 fn private_sqlite_files(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    let Some(path) = backup::sqlite_path(url) else {
         return Ok(());
-    }
+    };
+    let path = path.to_string_lossy();
+    let path = path.as_ref();
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};

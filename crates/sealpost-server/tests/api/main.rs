@@ -18,6 +18,7 @@ mod limits;
 mod messages;
 mod migrations;
 mod ops;
+mod retention;
 mod storage;
 mod stream;
 mod users;
