@@ -1,9 +1,14 @@
 //! Group commit: concurrent sends, logins and refreshes are written by one task, many to a
 //! transaction, so that they share one commit and one fsync (`synchronous=FULL` on SQLite and
 //! `synchronous_commit` on PostgreSQL stay on: durability is not traded for speed). Each caller
-//! waits for the commit that holds its write before it answers. One writer per node: a second
+//! waits for the commit that holds its write before it answers. One send writer per node: a second
 //! one, tried on PostgreSQL, was slower (its batches wait on the first's account locks, and at
-//! commit on the lock `NOTIFY` takes), and SQLite has one write lock anyway.
+//! commit on the lock `NOTIFY` takes), and SQLite has one write lock anyway, so on SQLite the
+//! logins and refreshes share the sends' transactions too. On PostgreSQL they go to
+//! [`SESSION_WRITERS`] session writers of their own, which take turns filling batches from one
+//! queue: sessions lock no account, and with a single writer four clients' logins were committed
+//! one batch after another, slower than PostgreSQL grouping four connections' commits in its WAL
+//! by itself (docs/PERFORMANCE.md).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,9 +44,15 @@ type Queue = mpsc::Receiver<Job>;
 /// The handle handlers write through.
 #[derive(Debug, Clone)]
 pub struct Writer {
+    /// Sends (and, on SQLite, everything).
     jobs: mpsc::Sender<Job>,
+    /// Logins and refreshes: on PostgreSQL the queue of the session writers; on SQLite `jobs`.
+    sessions: mpsc::Sender<Job>,
     coming: Arc<Coming>,
 }
+
+/// Session writers on PostgreSQL (see [`Writer::spawn`]).
+const SESSION_WRITERS: usize = 4;
 
 /// How long a batch waits at most for the logins and refreshes on their way (see [`Intent`]).
 const GATHER: Duration = Duration::from_millis(2);
@@ -72,9 +83,9 @@ impl Drop for Intent {
 }
 
 impl Writer {
-    /// Starts the writer over `store`.
+    /// Starts the writers over `store`.
     ///
-    /// On PostgreSQL it runs on a thread and a connection of its own. A batch takes four round
+    /// On PostgreSQL they run on a thread of their own, each with its own connection. A batch takes four round
     /// trips to the database (begin, lock, write, commit), and on the shared runtime each one
     /// waited behind the request tasks to be polled again, most of a batch's cycle; on its own
     /// thread the writer wakes as soon as the database answers. The thread ends when the last
@@ -85,11 +96,20 @@ impl Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let coming = Arc::new(Coming::default());
         let gathering = Arc::clone(&coming);
-        match store.backend() {
+        let sessions = match store.backend() {
             Backend::Sqlite => {
-                tokio::spawn(write(store, queue, gathering, metrics, max_entries));
+                tokio::spawn(write(
+                    store,
+                    Source::Own(queue),
+                    gathering,
+                    metrics,
+                    max_entries,
+                ));
+                jobs.clone()
             }
             Backend::Postgres => {
+                let (sessions, session_queue) = mpsc::channel(QUEUE);
+                let session_queue = Arc::new(tokio::sync::Mutex::new(session_queue));
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -97,14 +117,39 @@ impl Writer {
                     .name("sealpost-writer".into())
                     .spawn(move || {
                         runtime.block_on(async move {
-                            let store = store.single_connection();
-                            write(store.clone(), queue, gathering, metrics, max_entries).await;
-                            store.close().await;
+                            let mut writers = tokio::task::JoinSet::new();
+                            let own = store.single_connection();
+                            writers.spawn(write(
+                                own,
+                                Source::Own(queue),
+                                Arc::clone(&gathering),
+                                Arc::clone(&metrics),
+                                max_entries,
+                            ));
+                            for _ in 0..SESSION_WRITERS {
+                                writers.spawn(write(
+                                    store.single_connection(),
+                                    Source::Shared(Arc::clone(&session_queue)),
+                                    Arc::clone(&gathering),
+                                    Arc::clone(&metrics),
+                                    max_entries,
+                                ));
+                            }
+                            while let Some(store) = writers.join_next().await {
+                                if let Ok(store) = store {
+                                    store.close().await;
+                                }
+                            }
                         })
                     })?;
+                sessions
             }
-        }
-        Ok(Writer { jobs, coming })
+        };
+        Ok(Writer {
+            jobs,
+            sessions,
+            coming,
+        })
     }
 
     /// Announces a login or refresh that will reach the writer soon (see [`Intent`]).
@@ -144,7 +189,11 @@ impl Writer {
     }
 
     fn submit(&self, job: Job) -> Result<(), ApiError> {
-        self.jobs.try_send(job).map_err(|_| ApiError::Overloaded)
+        let queue = match job {
+            Job::Send(..) => &self.jobs,
+            Job::Open(..) | Job::Rotate(..) => &self.sessions,
+        };
+        queue.try_send(job).map_err(|_| ApiError::Overloaded)
     }
 }
 
@@ -183,38 +232,70 @@ fn take(job: Job, batch: &mut Batch, replies: &mut Replies) {
     }
 }
 
+/// Where a writer takes its jobs: a queue of its own (the send writer, SQLite's only writer), or
+/// one it shares with the other session writers (PostgreSQL), taking turns to fill a batch.
+enum Source {
+    Own(Queue),
+    Shared(Arc<tokio::sync::Mutex<Queue>>),
+}
+
+/// Fills `batch` from `queue`: the first job (waiting for it), everything already queued, then
+/// the logins and refreshes on their way (see [`Intent`]). `false` once the queue is closed.
+async fn fill(
+    queue: &mut Queue,
+    coming: &Coming,
+    batch: &mut Batch,
+    replies: &mut Replies,
+) -> bool {
+    let Some(job) = queue.recv().await else {
+        return false;
+    };
+    take(job, batch, replies);
+    // Everything that arrived while the previous batch was committing goes in this one.
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => take(job, batch, replies),
+            Err(_) => break,
+        }
+    }
+    // And the logins and refreshes already on their way, for a moment: those, not the ones
+    // that start meanwhile, so that a busy node does not wait on every batch.
+    let awaited = (batch.len() + coming.n.load(Ordering::Acquire)).min(MAX_BATCH);
+    let deadline = tokio::time::Instant::now() + GATHER;
+    while batch.len() < awaited && coming.n.load(Ordering::Acquire) > 0 {
+        tokio::select! {
+            biased;
+            job = queue.recv() => match job {
+                Some(job) => take(job, batch, replies),
+                None => break,
+            },
+            _ = coming.changed.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    true
+}
+
+/// A writer's loop; answers its store when its queue closes (the last handle dropped).
 async fn write(
     store: Store,
-    mut queue: Queue,
+    mut source: Source,
     coming: Arc<Coming>,
     metrics: Arc<Metrics>,
     max_entries: i64,
-) {
+) -> Store {
     let mut batch = Batch::default();
     let mut replies = Replies::default();
-    while let Some(job) = queue.recv().await {
-        take(job, &mut batch, &mut replies);
-        // Everything that arrived while the previous batch was committing goes in this one.
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => take(job, &mut batch, &mut replies),
-                Err(_) => break,
+    loop {
+        let more = match &mut source {
+            Source::Own(queue) => fill(queue, &coming, &mut batch, &mut replies).await,
+            // The queue is held while a batch is filled, and free while it commits.
+            Source::Shared(queue) => {
+                fill(&mut *queue.lock().await, &coming, &mut batch, &mut replies).await
             }
-        }
-        // And the logins and refreshes already on their way, for a moment: those, not the ones
-        // that start meanwhile, so that a busy node does not wait on every batch.
-        let awaited = (batch.len() + coming.n.load(Ordering::Acquire)).min(MAX_BATCH);
-        let deadline = tokio::time::Instant::now() + GATHER;
-        while batch.len() < awaited && coming.n.load(Ordering::Acquire) > 0 {
-            tokio::select! {
-                biased;
-                job = queue.recv() => match job {
-                    Some(job) => take(job, &mut batch, &mut replies),
-                    None => break,
-                },
-                _ = coming.changed.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
+        };
+        if !more {
+            return store;
         }
         metrics.group_commits.fetch_add(1, Ordering::Relaxed);
         metrics
