@@ -7,13 +7,12 @@
 //! a hash or a token back to the caller. Purges go in small batches, each its own short transaction, so that
 //! a server's sends on the same database wait for one batch at most.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use sqlx::migrate::{Migrate as _, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePoolOptions;
 use uuid::Uuid;
 
 use super::{Db, Store, WriteLock};
@@ -136,13 +135,8 @@ impl Store {
     /// one above all: this binary's statements could then mean something else).
     pub async fn open_existing(url: &str) -> anyhow::Result<Store> {
         let db = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .with_context(|| format!("bad SQLite URL {url}"))?
+            let options = super::sqlite_options(url)?
                 .create_if_missing(false)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .pragma("secure_delete", "ON")
                 // A server writing to the same file holds the write lock for a batch at most.
                 .busy_timeout(Duration::from_secs(30));
             let pool = SqlitePoolOptions::new()
@@ -165,8 +159,7 @@ impl Store {
             bail!("unsupported database URL: use sqlite://PATH or postgres://…");
         };
         // NOTIFY reaches nodes that LISTEN; nodes with a NATS hub find the change by their poll.
-        let notify = matches!(db, Db::Postgres(_));
-        let store = Store { db, notify };
+        let store = Store::over(db);
         store.check_schema().await?;
         Ok(store)
     }

@@ -185,6 +185,21 @@ fn private_sqlite_files(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The options every SQLite connection of Sealpost's opens with (the server's, and the operator
+/// commands'): WAL, `synchronous=FULL`, foreign keys, `secure_delete`, a 10 s busy timeout.
+/// Creating a missing file is the caller's choice.
+fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .with_context(|| format!("bad SQLite URL {url}"))?
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk before it returns, so a 201 survives power loss.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // Deleted rows (a deleted account) are overwritten, not left in free pages.
+        .pragma("secure_delete", "ON")
+        .busy_timeout(Duration::from_secs(10)))
+}
+
 const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous";
 const SQLITE_JOURNAL_MODE: &str = "PRAGMA journal_mode";
 const PING: &str = "SELECT 1";
@@ -194,16 +209,7 @@ impl Store {
     pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Store> {
         let db = if url.starts_with("sqlite:") {
             private_sqlite_files(url)?;
-            let options = SqliteConnectOptions::from_str(url)
-                .with_context(|| format!("bad SQLite URL {url}"))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: a commit is on disk before it returns, so a 201 survives power loss.
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                // Deleted rows (a deleted account) are overwritten, not left in free pages.
-                .pragma("secure_delete", "ON")
-                .busy_timeout(Duration::from_secs(10));
+            let options = sqlite_options(url)?.create_if_missing(true);
             let pool = sqlite_pool(pool_size)
                 .connect_with(options)
                 .await
@@ -228,10 +234,16 @@ impl Store {
         } else {
             bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…");
         };
-        let notify = matches!(db, Db::Postgres(_));
-        let store = Store { db, notify };
+        let store = Store::over(db);
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A store over an open pool; on PostgreSQL its writes queue `NOTIFY`s until
+    /// [`Store::without_notify`].
+    fn over(db: Db) -> Store {
+        let notify = matches!(db, Db::Postgres(_));
+        Store { db, notify }
     }
 
     /// A store of its own for a task on another runtime (the send writer's): on PostgreSQL one
