@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use crate::extract::{ClientAddr, Fields, JsonBody};
 use crate::hub::Control;
 use crate::limits::Action;
 use crate::state::AppState;
-use crate::store::{Kdf, NewSession, Refreshed, Rotation};
+use crate::store::{Kdf, NewSession, Opened, Refreshed, Rotation};
 use crate::tokens::{hash_token, new_opaque_token, Claims};
 use crate::validate::{self, rfc3339, KdfWire};
 
@@ -137,37 +136,34 @@ async fn login(
     };
     state.rate.check(Action::Login, addr, None)?;
     state.rate.check_failures(&email, addr)?;
-    let presented = validate::sha256(&auth_key);
-    let credentials = state.store.credentials(&email).await?;
-    // The same comparison, in the same time, whether or not the account exists.
-    let (user_id, stored) = match &credentials {
-        Some(c) => (Some(c.user_id), c.auth_hash.as_slice()),
-        None => (None, &[0u8; 32][..]),
-    };
-    let matches: bool = presented.ct_eq(stored).into();
-    let (Some(user_id), Some(credentials)) = (user_id.filter(|_| matches), credentials) else {
-        state.rate.failed(&email, addr);
-        return Err(ApiError::unauthenticated("wrong email or password"));
-    };
-    state.rate.signed_in(&email, addr);
-    let keyring = credentials.keyring;
     let now = now_ms();
     let (refresh_token, refresh_hash) = new_opaque_token();
-    let session_id = state
+    // The credentials are read, compared (in constant time) and the session opened in one
+    // group-committed transaction.
+    let opened = state
         .writer
         .open_session(
             intent,
             NewSession {
-                user_id,
+                email: email.clone(),
+                presented: validate::sha256(&auth_key),
                 device_name,
                 refresh_hash,
                 now,
                 expires_at: refresh_expiry(&state, now),
             },
         )
-        .await?
-        // Deleted since its credentials were read: as if it had never been.
-        .ok_or_else(|| ApiError::unauthenticated("wrong email or password"))?;
+        .await?;
+    let Some(Opened {
+        user_id,
+        session_id,
+        keyring,
+    }) = opened
+    else {
+        state.rate.failed(&email, addr);
+        return Err(ApiError::unauthenticated("wrong email or password"));
+    };
+    state.rate.signed_in(&email, addr);
     let (access_token, expires_in) = access_token(&state, user_id, session_id, now);
     let mut keys = keyring.keys.into_iter().map(|k| KeyWire {
         public_key: b64::encode(&k.public_key),

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::{
-    Backend, Batch, Entry, NewMessage, NewSession, Refreshed, Rotation, SendRefused, Store,
+    Backend, Batch, Entry, NewMessage, NewSession, Opened, Refreshed, Rotation, SendRefused, Store,
 };
 
 /// Writes in one transaction at most (sends, logins and refreshes together).
@@ -35,7 +34,7 @@ enum Job {
         NewMessage,
         oneshot::Sender<Result<Result<Entry, SendRefused>, String>>,
     ),
-    Open(NewSession, oneshot::Sender<Result<Option<Uuid>, String>>),
+    Open(NewSession, oneshot::Sender<Result<Option<Opened>, String>>),
     Rotate(Rotation, oneshot::Sender<Result<Refreshed, String>>),
 }
 
@@ -83,68 +82,62 @@ impl Drop for Intent {
 }
 
 impl Writer {
-    /// Starts the writers over `store`.
+    /// Starts the writers over `store`, on a thread of their own.
     ///
-    /// On PostgreSQL they run on a thread of their own, each with its own connection. A batch takes four round
-    /// trips to the database (begin, lock, write, commit), and on the shared runtime each one
-    /// waited behind the request tasks to be polled again, most of a batch's cycle; on its own
-    /// thread the writer wakes as soon as the database answers. The thread ends when the last
-    /// handle is dropped. On SQLite the writer stays on the shared runtime: its connection already
-    /// runs on a thread of its own (sqlx's), and a thread for the writer too measured slower. The
-    /// figures are in docs/PERFORMANCE.md.
+    /// On PostgreSQL each writer has its own connection. A batch takes four round trips to the
+    /// database (begin, lock, write, commit), and on the shared runtime each one waited behind the
+    /// request tasks to be polled again, most of a batch's cycle; on its own thread the writer
+    /// wakes as soon as the database answers. On SQLite the one writer runs each batch's
+    /// statements and its commit directly on that thread (`store::direct`), blocking it until the
+    /// commit is on disk, which is what the thread is for. The thread ends when the last handle is
+    /// dropped. The figures are in docs/PERFORMANCE.md.
     pub fn spawn(store: Store, metrics: Arc<Metrics>, max_entries: i64) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let coming = Arc::new(Coming::default());
         let gathering = Arc::clone(&coming);
-        let sessions = match store.backend() {
-            Backend::Sqlite => {
-                tokio::spawn(write(
-                    store,
-                    Source::Own(queue),
-                    gathering,
-                    metrics,
-                    max_entries,
-                ));
-                jobs.clone()
-            }
+        let backend = store.backend();
+        let (sessions, session_queue) = match backend {
+            // One write lock: the sends' writer takes the logins and refreshes too.
+            Backend::Sqlite => (jobs.clone(), None),
             Backend::Postgres => {
-                let (sessions, session_queue) = mpsc::channel(QUEUE);
-                let session_queue = Arc::new(tokio::sync::Mutex::new(session_queue));
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                std::thread::Builder::new()
-                    .name("sealpost-writer".into())
-                    .spawn(move || {
-                        runtime.block_on(async move {
-                            let mut writers = tokio::task::JoinSet::new();
-                            let own = store.single_connection();
-                            writers.spawn(write(
-                                own,
-                                Source::Own(queue),
-                                Arc::clone(&gathering),
-                                Arc::clone(&metrics),
-                                max_entries,
-                            ));
-                            for _ in 0..SESSION_WRITERS {
-                                writers.spawn(write(
-                                    store.single_connection(),
-                                    Source::Shared(Arc::clone(&session_queue)),
-                                    Arc::clone(&gathering),
-                                    Arc::clone(&metrics),
-                                    max_entries,
-                                ));
-                            }
-                            while let Some(store) = writers.join_next().await {
-                                if let Ok(store) = store {
-                                    store.close().await;
-                                }
-                            }
-                        })
-                    })?;
-                sessions
+                let (sessions, queue) = mpsc::channel(QUEUE);
+                (sessions, Some(Arc::new(tokio::sync::Mutex::new(queue))))
             }
         };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("sealpost-writer".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut writers = tokio::task::JoinSet::new();
+                    writers.spawn(write(
+                        store.single_connection(),
+                        Source::Own(queue),
+                        Arc::clone(&gathering),
+                        Arc::clone(&metrics),
+                        max_entries,
+                    ));
+                    for shared in std::iter::repeat_n(session_queue, SESSION_WRITERS).flatten() {
+                        writers.spawn(write(
+                            store.single_connection(),
+                            Source::Shared(shared),
+                            Arc::clone(&gathering),
+                            Arc::clone(&metrics),
+                            max_entries,
+                        ));
+                    }
+                    while let Some(store) = writers.join_next().await {
+                        // PostgreSQL's writers have connections of their own; SQLite's shares
+                        // the node's store.
+                        match store {
+                            Ok(store) if backend == Backend::Postgres => store.close().await,
+                            _ => {}
+                        }
+                    }
+                })
+            })?;
         Ok(Writer {
             jobs,
             sessions,
@@ -167,13 +160,14 @@ impl Writer {
         outcome(answer.await)
     }
 
-    /// Opens a session (a login); answers its id once committed, or `None` when the account was
-    /// deleted since its credentials were read.
+    /// A login: checks the auth key against the account's credentials and opens a session, in
+    /// one transaction; answers the session once committed, or `None` when no live account has
+    /// that email and auth key.
     pub async fn open_session(
         &self,
         intent: Intent,
         session: NewSession,
-    ) -> Result<Option<Uuid>, ApiError> {
+    ) -> Result<Option<Opened>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Open(session, reply))?;
         drop(intent);
@@ -211,7 +205,7 @@ fn outcome<T>(answer: Result<Result<T, String>, oneshot::error::RecvError>) -> R
 #[derive(Default)]
 struct Replies {
     sends: Vec<oneshot::Sender<Result<Result<Entry, SendRefused>, String>>>,
-    opens: Vec<oneshot::Sender<Result<Option<Uuid>, String>>>,
+    opens: Vec<oneshot::Sender<Result<Option<Opened>, String>>>,
     rotations: Vec<oneshot::Sender<Result<Refreshed, String>>>,
 }
 

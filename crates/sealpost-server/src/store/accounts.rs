@@ -1,5 +1,9 @@
 //! Accounts: registration, what prelogin and login read, the §5 credential changes, deletion.
 
+use std::collections::HashMap;
+
+use sqlx::{Postgres, Transaction};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::Store;
@@ -31,7 +35,7 @@ pub struct Kdf {
 }
 
 /// What login needs of an account.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Credentials {
     pub user_id: Uuid,
     pub auth_hash: Vec<u8>,
@@ -39,7 +43,7 @@ pub struct Credentials {
 }
 
 /// What login hands back to the client to unwrap.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Keyring {
     pub wrapped_account_key: Vec<u8>,
     /// Newest first.
@@ -49,6 +53,7 @@ pub struct Keyring {
 /// One row of the login query: the account's columns repeat on each of its key versions.
 #[derive(sqlx::FromRow)]
 struct CredentialRow {
+    email: String,
     id: Uuid,
     auth_hash: Vec<u8>,
     wrapped_account_key: Option<Vec<u8>>,
@@ -82,10 +87,16 @@ const INSERT_USER: &str = "INSERT INTO users (id, email, kdf_salt, kdf_opslimit,
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) ON CONFLICT (email) DO NOTHING";
 const SELECT_KDF: &str = "SELECT kdf_salt, kdf_opslimit, kdf_memlimit FROM users \
      WHERE email = $1 AND deleted_at IS NULL";
-const SELECT_CREDENTIALS: &str = "SELECT u.id, u.auth_hash, u.wrapped_account_key, \
-     k.key_version, k.public_key, k.wrapped_secret_key FROM users u \
+/// What login needs of a live account, in one query: the auth hash, the wrapped account key and
+/// every key version, newest first. SQLite: one email; PostgreSQL: a batch's emails.
+const SELECT_CREDENTIALS_SQLITE: &str = "SELECT u.email, u.id, u.auth_hash, \
+     u.wrapped_account_key, k.key_version, k.public_key, k.wrapped_secret_key FROM users u \
      JOIN user_keys k ON k.user_id = u.id \
      WHERE u.email = $1 AND u.deleted_at IS NULL ORDER BY k.key_version DESC";
+const SELECT_CREDENTIALS_PG: &str = "SELECT u.email, u.id, u.auth_hash, \
+     u.wrapped_account_key, k.key_version, k.public_key, k.wrapped_secret_key FROM users u \
+     JOIN user_keys k ON k.user_id = u.id \
+     WHERE u.email = ANY($1) AND u.deleted_at IS NULL ORDER BY u.email, k.key_version DESC";
 const SELECT_AUTH_HASH: &str = "SELECT auth_hash FROM users WHERE id = $1 AND deleted_at IS NULL";
 const CONSUME_RECOVERY_TOKEN: &str = "UPDATE recovery_tokens SET used_at = $1 \
      WHERE hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
@@ -161,37 +172,6 @@ impl Store {
     /// The stored KDF parameters of a live account.
     pub async fn kdf(&self, email: &str) -> Result<Option<Kdf>, sqlx::Error> {
         on!(self, pool => sqlx::query_as(SELECT_KDF).bind(email).fetch_optional(pool).await)
-    }
-
-    /// What login needs of a live account, in one query: the auth hash, the wrapped account key
-    /// and every key version, newest first.
-    pub async fn credentials(&self, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
-        let rows: Vec<CredentialRow> = on!(self, pool => {
-            sqlx::query_as(SELECT_CREDENTIALS).bind(email).fetch_all(pool).await?
-        });
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let (user_id, auth_hash) = (first.id, first.auth_hash.clone());
-        let Some(wrapped_account_key) = first.wrapped_account_key.clone() else {
-            return Ok(None);
-        };
-        let keys = rows
-            .into_iter()
-            .map(|r| super::KeyRecord {
-                key_version: r.key_version,
-                public_key: r.public_key,
-                wrapped_secret_key: r.wrapped_secret_key,
-            })
-            .collect();
-        Ok(Some(Credentials {
-            user_id,
-            auth_hash,
-            keyring: Keyring {
-                wrapped_account_key,
-                keys,
-            },
-        }))
     }
 
     /// The auth hash of a live account, to check a `current_auth_key`.
@@ -329,4 +309,83 @@ impl Store {
             Ok(true)
         })
     }
+}
+
+/// Accounts' credentials from the rows of the login query (one account's rows together, newest
+/// key first), by email. An account without a wrapped account key cannot sign in.
+fn credentials_by_email(rows: Vec<CredentialRow>) -> HashMap<String, Credentials> {
+    let mut found: HashMap<String, Credentials> = HashMap::new();
+    let mut unusable = Vec::new();
+    for row in rows {
+        let key = super::KeyRecord {
+            key_version: row.key_version,
+            public_key: row.public_key,
+            wrapped_secret_key: row.wrapped_secret_key,
+        };
+        if let Some(account) = found.get_mut(&row.email) {
+            account.keyring.keys.push(key);
+            continue;
+        }
+        let Some(wrapped_account_key) = row.wrapped_account_key else {
+            unusable.push(row.email);
+            continue;
+        };
+        found.insert(
+            row.email,
+            Credentials {
+                user_id: row.id,
+                auth_hash: row.auth_hash,
+                keyring: Keyring {
+                    wrapped_account_key,
+                    keys: vec![key],
+                },
+            },
+        );
+    }
+    for email in unusable {
+        found.remove(&email);
+    }
+    found
+}
+
+/// The account whose stored auth hash `presented` (SHA-256 of an auth_key) matches, if any. The
+/// same comparison, in the same time, whether or not the account exists.
+pub(super) fn verify(presented: &[u8], found: Option<&Credentials>) -> Option<Credentials> {
+    let stored = found.map_or(&[0u8; 32][..], |c| c.auth_hash.as_slice());
+    let matches: bool = presented.ct_eq(stored).into();
+    found.filter(|_| matches).cloned()
+}
+
+/// The credentials of the accounts behind `emails`, read in a batch's transaction on PostgreSQL.
+pub(super) async fn credentials_pg(
+    tx: &mut Transaction<'_, Postgres>,
+    emails: &[&str],
+) -> Result<HashMap<String, Credentials>, sqlx::Error> {
+    let rows: Vec<CredentialRow> = sqlx::query_as(SELECT_CREDENTIALS_PG)
+        .bind(emails)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(credentials_by_email(rows))
+}
+
+/// The credentials of the account behind `email`, read in a batch's transaction on SQLite.
+pub(super) fn credentials_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    email: &str,
+) -> rusqlite::Result<Option<Credentials>> {
+    let mut read = super::direct::prepare(tx, SELECT_CREDENTIALS_SQLITE)?;
+    let rows = read
+        .query_map([email], |row| {
+            Ok(CredentialRow {
+                email: row.get(0)?,
+                id: row.get(1)?,
+                auth_hash: row.get(2)?,
+                wrapped_account_key: row.get(3)?,
+                key_version: row.get(4)?,
+                public_key: row.get(5)?,
+                wrapped_secret_key: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(credentials_by_email(rows).remove(email))
 }

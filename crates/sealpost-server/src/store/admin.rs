@@ -15,7 +15,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
 use uuid::Uuid;
 
-use super::{Db, Store, WriteLock};
+use super::{Db, Store};
 use crate::hub::notification;
 
 /// Rows deleted per statement by [`Store::purge`].
@@ -146,7 +146,7 @@ impl Store {
                 .with_context(|| {
                     format!("cannot open the SQLite database {url} (it must exist)")
                 })?;
-            Db::Sqlite(pool, WriteLock::default())
+            Db::sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(1)

@@ -7,15 +7,17 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use rusqlite::{params_from_iter, ToSql, TransactionBehavior};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::accounts::{credentials_pg, credentials_sqlite, verify, Credentials};
 use super::mailbox::{Entry, NewMessage, SendRefused};
 use super::sessions::{
-    open_sessions_pg, open_sessions_sqlite, rotate_pg, rotate_sqlite, NewSession, Refreshed,
-    Rotation,
+    open_sessions_pg, open_sessions_sqlite, rotate_pg, rotate_sqlite, NewSession, Opened,
+    Refreshed, Rotation, SessionToOpen,
 };
-use super::{Db, Store};
+use super::{direct, Db, Store};
 use crate::hub::notification;
 
 /// The accounts of a batch, locked in id order, so that two nodes' batches never deadlock.
@@ -51,8 +53,8 @@ impl Batch {
 pub struct Committed {
     /// Per send: the recipient's entry, or why it was refused.
     pub sends: Vec<Result<Entry, SendRefused>>,
-    /// Per login: its session's id, or `None` when the account was deleted meanwhile.
-    pub opened: Vec<Option<Uuid>>,
+    /// Per login: its session, or `None` when no live account has that email and auth key.
+    pub opened: Vec<Option<Opened>>,
     /// Per refresh: what the token led to.
     pub rotated: Vec<Refreshed>,
 }
@@ -68,11 +70,7 @@ impl Store {
     /// `max_entries`) and written with one statement per table; a refused send leaves no trace.
     /// Then the logins (one statement on PostgreSQL), then each refresh. Accounts, then sessions,
     /// then tokens: the order every other transaction takes its locks in.
-    pub async fn commit_batch(
-        &self,
-        batch: &Batch,
-        max_entries: i64,
-    ) -> Result<Committed, sqlx::Error> {
+    pub async fn commit_batch(&self, batch: &Batch, max_entries: i64) -> anyhow::Result<Committed> {
         let mut involved: Vec<Uuid> = batch
             .sends
             .iter()
@@ -80,8 +78,6 @@ impl Store {
             .collect();
         involved.sort();
         involved.dedup();
-        let opens: Vec<(Uuid, &NewSession)> =
-            batch.opens.iter().map(|s| (Uuid::now_v7(), s)).collect();
         let mut rotated = Vec::with_capacity(batch.rotations.len());
         match &self.db {
             Db::Postgres(pool) => {
@@ -98,53 +94,108 @@ impl Store {
                     }
                     sends = plan.results;
                 }
-                let opened = if opens.is_empty() {
-                    Vec::new()
-                } else {
-                    open_sessions_pg(&mut tx, &opens).await?
-                };
+                let mut checked = Vec::new();
+                let mut opened = Vec::new();
+                if !batch.opens.is_empty() {
+                    let emails: Vec<&str> = batch.opens.iter().map(|s| s.email.as_str()).collect();
+                    let found = credentials_pg(&mut tx, &emails).await?;
+                    checked = check_logins(&batch.opens, |email| found.get(email));
+                    opened = open_sessions_pg(&mut tx, &to_open(&batch.opens, &checked)).await?;
+                }
                 for r in &batch.rotations {
                     rotated.push(rotate_pg(&mut tx, r, self.notifies()).await?);
                 }
                 tx.commit().await?;
-                Ok(committed(sends, &opens, opened, rotated))
+                Ok(committed(sends, checked, opened, rotated))
             }
-            Db::Sqlite(pool, _) => {
+            Db::Sqlite(_, lock) => {
                 let _writing = self.write_lock().await;
-                // IMMEDIATE: the write lock first, so that the reads below cannot go stale.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let mut sends = Vec::new();
-                if !batch.sends.is_empty() {
-                    let accounts = read_accounts_sqlite(&mut tx, &involved).await?;
-                    let plan = plan_batch(&batch.sends, &accounts, max_entries);
-                    if !plan.rows.is_empty() {
-                        write_batch_sqlite(&mut tx, &plan).await?;
+                // Blocks its thread until the commit: the writer's own (see `crate::batch`).
+                lock.direct.with(|conn| {
+                    // IMMEDIATE: the write lock first, so that the reads below cannot go stale.
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let mut sends = Vec::new();
+                    if !batch.sends.is_empty() {
+                        let accounts = read_accounts_sqlite(&tx, &involved)?;
+                        let plan = plan_batch(&batch.sends, &accounts, max_entries);
+                        if !plan.rows.is_empty() {
+                            write_batch_sqlite(&tx, &plan)?;
+                        }
+                        sends = plan.results;
                     }
-                    sends = plan.results;
-                }
-                let opened = open_sessions_sqlite(&mut tx, &opens).await?;
-                for r in &batch.rotations {
-                    rotated.push(rotate_sqlite(&mut tx, r).await?);
-                }
-                tx.commit().await?;
-                Ok(committed(sends, &opens, opened, rotated))
+                    let mut found = HashMap::new();
+                    for login in &batch.opens {
+                        if !found.contains_key(login.email.as_str()) {
+                            let credentials = credentials_sqlite(&tx, &login.email)?;
+                            found.insert(login.email.as_str(), credentials);
+                        }
+                    }
+                    let checked = check_logins(&batch.opens, |email| {
+                        found.get(email).and_then(Option::as_ref)
+                    });
+                    let opened = open_sessions_sqlite(&tx, &to_open(&batch.opens, &checked))?;
+                    let mut rotated = Vec::with_capacity(batch.rotations.len());
+                    for r in &batch.rotations {
+                        rotated.push(rotate_sqlite(&tx, r)?);
+                    }
+                    tx.commit()?;
+                    Ok(committed(sends, checked, opened, rotated))
+                })
             }
         }
     }
 }
 
+/// Each login's account, when the auth key presented matches its stored hash, with the id of the
+/// session to open for it.
+fn check_logins<'a>(
+    logins: &[NewSession],
+    found: impl Fn(&str) -> Option<&'a Credentials>,
+) -> Vec<Option<(Uuid, Credentials)>> {
+    logins
+        .iter()
+        .map(|login| verify(&login.presented, found(&login.email)).map(|c| (Uuid::now_v7(), c)))
+        .collect()
+}
+
+/// The sessions to open: those of the logins that matched.
+fn to_open<'a>(
+    logins: &'a [NewSession],
+    checked: &[Option<(Uuid, Credentials)>],
+) -> Vec<SessionToOpen<'a>> {
+    logins
+        .iter()
+        .zip(checked)
+        .filter_map(|(login, checked)| {
+            checked.as_ref().map(|(id, c)| SessionToOpen {
+                id: *id,
+                user_id: c.user_id,
+                login,
+            })
+        })
+        .collect()
+}
+
 fn committed(
     sends: Vec<Result<Entry, SendRefused>>,
-    opens: &[(Uuid, &NewSession)],
+    checked: Vec<Option<(Uuid, Credentials)>>,
     opened: Vec<bool>,
     rotated: Vec<Refreshed>,
 ) -> Committed {
+    // `opened` has one flag per login that matched, in order.
+    let mut opened = opened.into_iter();
     Committed {
         sends,
-        opened: opens
-            .iter()
-            .zip(opened)
-            .map(|((id, _), ok)| ok.then_some(*id))
+        opened: checked
+            .into_iter()
+            .map(|checked| {
+                let (session_id, c) = checked?;
+                opened.next().unwrap_or(false).then_some(Opened {
+                    user_id: c.user_id,
+                    session_id,
+                    keyring: c.keyring,
+                })
+            })
             .collect(),
         rotated,
     }
@@ -347,49 +398,52 @@ async fn write_batch_pg(
 }
 
 /// The accounts of a batch on SQLite, which has no arrays: one placeholder per id.
-async fn read_accounts_sqlite(
-    tx: &mut Transaction<'_, Sqlite>,
+fn read_accounts_sqlite(
+    tx: &rusqlite::Transaction<'_>,
     involved: &[Uuid],
-) -> Result<Vec<AccountState>, sqlx::Error> {
+) -> rusqlite::Result<Vec<AccountState>> {
     let sql = SELECT_ACCOUNTS_SQLITE.get(involved.len());
-    let mut read = sqlx::query_as(&sql);
-    for id in involved {
-        read = read.bind(id);
-    }
-    read.fetch_all(&mut **tx).await
+    let mut read = direct::prepare(tx, &sql)?;
+    let rows = read.query_map(params_from_iter(involved), |row| {
+        Ok(AccountState {
+            id: row.get(0)?,
+            key_version: row.get(1)?,
+            last_seq: row.get(2)?,
+            entries: row.get(3)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// A batch's writes on SQLite: one UPDATE for the seqs and one multi-row INSERT (a batch of at
 /// most 256 sends binds at most 4,608 values, well under SQLite's limit).
-async fn write_batch_sqlite(
-    tx: &mut Transaction<'_, Sqlite>,
-    plan: &BatchPlan,
-) -> Result<(), sqlx::Error> {
+fn write_batch_sqlite(tx: &rusqlite::Transaction<'_>, plan: &BatchPlan) -> rusqlite::Result<()> {
     let sql = BUMP_SEQS_SQLITE.get(plan.bumped.len());
-    let mut update = sqlx::query(&sql);
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(4 * plan.bumped.len());
     for (id, last, entries) in &plan.bumped {
-        update = update.bind(id).bind(last).bind(entries);
+        values.extend([id as &dyn ToSql, last, entries]);
     }
     for (id, _, _) in &plan.bumped {
-        update = update.bind(id);
+        values.push(id);
     }
-    update.execute(&mut **tx).await?;
+    direct::prepare(tx, &sql)?.execute(params_from_iter(&values))?;
     let rows = &plan.rows;
     let sql = INSERT_ENTRIES_SQLITE.get(rows.len());
-    let mut insert = sqlx::query(&sql);
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(9 * rows.len());
     for i in 0..rows.len() {
-        insert = insert
-            .bind(rows.id[i])
-            .bind(rows.mailbox[i])
-            .bind(rows.seq[i])
-            .bind(rows.sender[i])
-            .bind(rows.recipient[i])
-            .bind(&rows.ciphertext[i])
-            .bind(rows.key_version[i])
-            .bind(rows.sender_key_version[i])
-            .bind(rows.created_at[i]);
+        values.extend([
+            &rows.id[i] as &dyn ToSql,
+            &rows.mailbox[i],
+            &rows.seq[i],
+            &rows.sender[i],
+            &rows.recipient[i],
+            &rows.ciphertext[i],
+            &rows.key_version[i],
+            &rows.sender_key_version[i],
+            &rows.created_at[i],
+        ]);
     }
-    insert.execute(&mut **tx).await?;
+    direct::prepare(tx, &sql)?.execute(params_from_iter(&values))?;
     Ok(())
 }
 
@@ -427,10 +481,10 @@ static SELECT_ACCOUNTS_SQLITE: Shaped = Shaped::new(|n| {
 });
 
 static BUMP_SEQS_SQLITE: Shaped = Shaped::new(|n| {
-    // (id, last seq, entries) per mailbox: $1 $2 $3, $4 $5 $6, …
+    // (id, last seq, entries) per mailbox: ?1 ?2 ?3, ?4 ?5 ?6, …
     let case = |value: usize| {
         (0..n)
-            .map(|i| format!("WHEN ${} THEN ${}", 3 * i + 1, 3 * i + 1 + value))
+            .map(|i| format!("WHEN ?{} THEN ?{}", 3 * i + 1, 3 * i + 1 + value))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -453,10 +507,11 @@ static INSERT_ENTRIES_SQLITE: Shaped = Shaped::new(|n| {
     )
 });
 
-/// `$first, $first+1, …` (`count` of them).
+/// `?first, ?first+1, …` (`count` of them). SQLite numbers a `?N` parameter N; a `$N` one would
+/// be numbered in the order of first appearance, which `CASE` above does not follow.
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
-        .map(|i| format!("${i}"))
+        .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -568,10 +623,10 @@ mod tests {
         let a = INSERT_ENTRIES_SQLITE.get(2);
         let b = INSERT_ENTRIES_SQLITE.get(2);
         assert!(matches!((&a, &b), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y)));
-        assert!(a.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)"));
+        assert!(a.ends_with("VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9), (?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
         assert_eq!(
             BUMP_SEQS_SQLITE.get(1),
-            "UPDATE users SET last_seq = CASE id WHEN $1 THEN $2 END, entries = CASE id WHEN $1 THEN $3 END WHERE id IN ($4)"
+            "UPDATE users SET last_seq = CASE id WHEN ?1 THEN ?2 END, entries = CASE id WHEN ?1 THEN ?3 END WHERE id IN (?4)"
         );
     }
 }

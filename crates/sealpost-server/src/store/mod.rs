@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use sqlx::postgres::{PgPoolOptions, Postgres};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Pool, Sqlite};
 
 /// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool: the same code, compiled
@@ -66,6 +66,7 @@ pub mod accounts;
 pub mod admin;
 pub mod backup;
 pub mod batch;
+mod direct;
 pub mod keys;
 pub mod mailbox;
 mod migrate;
@@ -80,7 +81,7 @@ pub use accounts::{Credentials, Kdf, Keyring, NewAccount, PasswordProof};
 pub use batch::{Batch, Committed};
 pub use keys::{KeyList, KeyRecord, PublicUser, UserRef};
 pub use mailbox::{Cursor, Entry, NewMessage, SendRefused};
-pub use sessions::{NewSession, Refreshed, Rotation, SessionRow};
+pub use sessions::{NewSession, Opened, Refreshed, Rotation, SessionRow};
 
 /// The database behind one node. Cloning it is cheap (the pools are shared).
 #[derive(Debug, Clone)]
@@ -117,8 +118,24 @@ impl Backend {
 /// SQLite has one write lock per database. A writer that finds it taken sleeps in SQLite's busy
 /// handler, in steps of 1 to 100 ms, which under load made most of login's p99. So every write on
 /// SQLite first takes this lock, and writers queue in order, awake, in the server.
-#[derive(Debug, Clone, Default)]
-struct WriteLock(Arc<tokio::sync::Mutex<()>>);
+/// The lock also holds the connection the group commit writes with ([`direct`]).
+#[derive(Debug, Clone)]
+struct WriteLock {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    direct: direct::Direct,
+}
+
+impl Db {
+    /// SQLite over `pool`, with its write lock and the writer's connection to the same file.
+    fn sqlite(pool: Pool<Sqlite>) -> Db {
+        let path = pool.connect_options().get_filename().to_path_buf();
+        let lock = WriteLock {
+            lock: Arc::default(),
+            direct: direct::Direct::new(path),
+        };
+        Db::Sqlite(pool, lock)
+    }
+}
 
 fn sqlite_pool(size: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
@@ -189,15 +206,14 @@ fn private_sqlite_files(url: &str) -> anyhow::Result<()> {
 /// commands'): WAL, `synchronous=FULL`, foreign keys, `secure_delete`, a 10 s busy timeout.
 /// Creating a missing file is the caller's choice.
 fn sqlite_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
-    Ok(SqliteConnectOptions::from_str(url)
+    let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("bad SQLite URL {url}"))?
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit is on disk before it returns, so a 201 survives power loss.
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        // Deleted rows (a deleted account) are overwritten, not left in free pages.
-        .pragma("secure_delete", "ON")
-        .busy_timeout(Duration::from_secs(10)))
+        .busy_timeout(direct::BUSY_TIMEOUT);
+    Ok(direct::PRAGMAS
+        .iter()
+        .fold(options, |options, (name, value)| {
+            options.pragma(*name, *value)
+        }))
 }
 
 const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous";
@@ -224,7 +240,7 @@ impl Store {
             if sync != 2 || !journal.eq_ignore_ascii_case("wal") {
                 bail!("SQLite is not in WAL mode with synchronous=FULL (journal_mode={journal}, synchronous={sync})");
             }
-            Db::Sqlite(pool, WriteLock::default())
+            Db::sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = pg_pool(pool_size)
                 .connect(url)
@@ -262,7 +278,7 @@ impl Store {
     /// On SQLite, the node's write lock (see [`WriteLock`]); nothing on PostgreSQL.
     async fn write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.db {
-            Db::Sqlite(_, lock) => Some(lock.0.lock().await),
+            Db::Sqlite(_, lock) => Some(lock.lock.lock().await),
             Db::Postgres(_) => None,
         }
     }

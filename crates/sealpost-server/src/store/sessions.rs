@@ -1,9 +1,10 @@
 //! Sessions and their refresh tokens: open, check, note their use, rotate, revoke, list.
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use rusqlite::{params, OptionalExtension};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::Store;
+use super::{Keyring, Store};
 use crate::hub::notification;
 
 /// A session as listed.
@@ -28,15 +29,26 @@ pub enum Refreshed {
     Invalid,
 }
 
-/// A session to open (a login), written by the group commit (`super::batch`).
+/// A login, checked and (when its auth key matches) written by the group commit
+/// (`super::batch`): the credentials are read in the transaction that opens the session.
 #[derive(Debug)]
 pub struct NewSession {
-    pub user_id: Uuid,
+    pub email: String,
+    /// SHA-256 of the auth_key presented.
+    pub presented: Vec<u8>,
     pub device_name: Option<String>,
     /// SHA-256 of its first refresh token.
     pub refresh_hash: Vec<u8>,
     pub now: i64,
     pub expires_at: i64,
+}
+
+/// A login that matched: the session opened, and what the client unwraps.
+#[derive(Debug)]
+pub struct Opened {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub keyring: Keyring,
 }
 
 /// A refresh token to rotate, written by the group commit: `old_hash` dies, `new_hash` takes its
@@ -179,23 +191,30 @@ impl Store {
     }
 }
 
+/// A session a batch opens: its id, the account whose credentials matched, and the login.
+pub(super) struct SessionToOpen<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub login: &'a NewSession,
+}
+
 /// Opens a batch's sessions on PostgreSQL (one statement); per login, whether its account was
 /// still there to open one for.
 pub(super) async fn open_sessions_pg(
     tx: &mut Transaction<'_, Postgres>,
-    opens: &[(Uuid, &NewSession)],
+    opens: &[SessionToOpen<'_>],
 ) -> Result<Vec<bool>, sqlx::Error> {
-    let ids: Vec<Uuid> = opens.iter().map(|(id, _)| *id).collect();
-    let users: Vec<Uuid> = opens.iter().map(|(_, s)| s.user_id).collect();
+    let ids: Vec<Uuid> = opens.iter().map(|o| o.id).collect();
+    let users: Vec<Uuid> = opens.iter().map(|o| o.user_id).collect();
     let names: Vec<Option<&str>> = opens
         .iter()
-        .map(|(_, s)| s.device_name.as_deref())
+        .map(|o| o.login.device_name.as_deref())
         .collect();
-    let nows: Vec<i64> = opens.iter().map(|(_, s)| s.now).collect();
-    let expiries: Vec<i64> = opens.iter().map(|(_, s)| s.expires_at).collect();
+    let nows: Vec<i64> = opens.iter().map(|o| o.login.now).collect();
+    let expiries: Vec<i64> = opens.iter().map(|o| o.login.expires_at).collect();
     let hashes: Vec<&[u8]> = opens
         .iter()
-        .map(|(_, s)| s.refresh_hash.as_slice())
+        .map(|o| o.login.refresh_hash.as_slice())
         .collect();
     let opened: Vec<Uuid> = sqlx::query_scalar(OPEN_SESSIONS_PG)
         .bind(&ids)
@@ -210,27 +229,21 @@ pub(super) async fn open_sessions_pg(
 }
 
 /// Opens a batch's sessions on SQLite, one after the other in its transaction.
-pub(super) async fn open_sessions_sqlite(
-    tx: &mut Transaction<'_, Sqlite>,
-    opens: &[(Uuid, &NewSession)],
-) -> Result<Vec<bool>, sqlx::Error> {
+pub(super) fn open_sessions_sqlite(
+    tx: &rusqlite::Transaction<'_>,
+    opens: &[SessionToOpen<'_>],
+) -> rusqlite::Result<Vec<bool>> {
     let mut opened = Vec::with_capacity(opens.len());
-    for (id, s) in opens {
-        let n = sqlx::query(OPEN_SESSION_SQLITE)
-            .bind(id)
-            .bind(s.user_id)
-            .bind(s.device_name.as_deref())
-            .bind(s.now)
-            .bind(s.expires_at)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    if opens.is_empty() {
+        return Ok(opened);
+    }
+    let mut open = super::direct::prepare(tx, OPEN_SESSION_SQLITE)?;
+    let mut token = super::direct::prepare(tx, INSERT_REFRESH_TOKEN)?;
+    for o in opens {
+        let s = o.login;
+        let n = open.execute(params![o.id, o.user_id, s.device_name, s.now, s.expires_at])?;
         if n == 1 {
-            sqlx::query(INSERT_REFRESH_TOKEN)
-                .bind(&s.refresh_hash)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            token.execute(params![s.refresh_hash, o.id])?;
         }
         opened.push(n == 1);
     }
@@ -281,41 +294,36 @@ pub(super) async fn rotate_pg(
 }
 
 /// Rotates one refresh token on SQLite, whose transaction holds the write lock: read, then write.
-pub(super) async fn rotate_sqlite(
-    tx: &mut Transaction<'_, Sqlite>,
+pub(super) fn rotate_sqlite(
+    tx: &rusqlite::Transaction<'_>,
     r: &Rotation,
-) -> Result<Refreshed, sqlx::Error> {
-    let row: Option<TokenRow> = sqlx::query_as(SELECT_REFRESH_TOKEN)
-        .bind(&r.old_hash)
-        .fetch_optional(&mut **tx)
-        .await?;
+) -> rusqlite::Result<Refreshed> {
+    let row = super::direct::prepare(tx, SELECT_REFRESH_TOKEN)?
+        .query_row(params![r.old_hash], |row| {
+            Ok(TokenRow {
+                session_id: row.get(0)?,
+                used_at: row.get(1)?,
+                user_id: row.get(2)?,
+                revoked_at: row.get(3)?,
+                expires_at: row.get(4)?,
+            })
+        })
+        .optional()?;
     match verdict(row, r.now) {
         Verdict::Invalid => Ok(Refreshed::Invalid),
         Verdict::Reused(session_id) => {
-            sqlx::query(REVOKE_SESSION)
-                .bind(r.now)
-                .bind(session_id)
-                .execute(&mut **tx)
-                .await?;
+            super::direct::prepare(tx, REVOKE_SESSION)?.execute(params![r.now, session_id])?;
             Ok(Refreshed::Reused(session_id))
         }
         Verdict::Rotate(row) => {
-            sqlx::query(USE_REFRESH_TOKEN)
-                .bind(r.now)
-                .bind(&r.old_hash)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(INSERT_REFRESH_TOKEN)
-                .bind(&r.new_hash)
-                .bind(row.session_id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(EXTEND_SESSION)
-                .bind(r.now)
-                .bind(r.expires_at)
-                .bind(row.session_id)
-                .execute(&mut **tx)
-                .await?;
+            super::direct::prepare(tx, USE_REFRESH_TOKEN)?.execute(params![r.now, r.old_hash])?;
+            super::direct::prepare(tx, INSERT_REFRESH_TOKEN)?
+                .execute(params![r.new_hash, row.session_id])?;
+            super::direct::prepare(tx, EXTEND_SESSION)?.execute(params![
+                r.now,
+                r.expires_at,
+                row.session_id
+            ])?;
             Ok(Refreshed::Rotated {
                 user_id: row.user_id,
                 session_id: row.session_id,

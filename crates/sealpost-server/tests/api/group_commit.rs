@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use sealpost_client::api::LoginRequest;
 use sealpost_server::store::{Batch, NewSession, Refreshed, Rotation};
 use sealpost_server::tokens::hash_token;
+use sha2::{Digest, Sha256};
 
 use crate::both;
 use crate::helpers::*;
@@ -83,18 +84,21 @@ both!(
 );
 
 both!(
-    a_batch_opens_no_session_for_a_deleted_account_and_rotates_each_token_once,
+    a_batch_opens_sessions_only_for_live_accounts_whose_key_matches_and_rotates_each_token_once,
     |app: TestApp| async move {
         let live = app.user("live").await;
         let gone = app.user("gone").await;
         assert!(app.store.delete_account(gone.id, now()).await.unwrap());
-        let session = |user_id| NewSession {
-            user_id,
+        let login = |email: &str, auth_key: &[u8]| NewSession {
+            email: email.to_owned(),
+            presented: Sha256::digest(auth_key).to_vec(),
             device_name: None,
             refresh_hash: random(32),
             now: now(),
             expires_at: now() + 60_000,
         };
+        let mut wrong_key = live.auth_key.expose().to_vec();
+        wrong_key[31] ^= 1;
         let rotation = |old: &[u8]| Rotation {
             old_hash: old.to_vec(),
             new_hash: random(32),
@@ -105,18 +109,29 @@ both!(
         // The live user's token twice in one batch: the second is reuse, and ends the session.
         let batch = Batch {
             sends: Vec::new(),
-            opens: vec![session(gone.id), session(live.id)],
+            opens: vec![
+                login(&gone.email, gone.auth_key.expose()),
+                login(&live.email, &wrong_key),
+                login("nobody@example.com", live.auth_key.expose()),
+                // The stored hash itself is not a key: it is hashed again.
+                login(&live.email, &Sha256::digest(live.auth_key.expose())),
+                login(&live.email, live.auth_key.expose()),
+            ],
             rotations: vec![rotation(&old), rotation(&random(32)), rotation(&old)],
         };
         let done = app.store.commit_batch(&batch, i64::MAX).await.unwrap();
-        assert!(
-            done.opened[0].is_none(),
-            "a session was opened for a deleted account"
+        let refused: Vec<bool> = done.opened[..4].iter().map(Option::is_none).collect();
+        assert_eq!(
+            refused, [true; 4],
+            "a session was opened for a deleted account, a wrong key, an unknown email or the \
+             stored hash"
         );
-        let opened = done.opened[1].expect("the live account's session");
+        let opened = done.opened[4].as_ref().expect("the live account's session");
+        assert_eq!(opened.user_id, live.id);
+        assert_eq!(opened.keyring.keys.len(), 1, "the account's key comes back");
         assert!(app
             .store
-            .session_last_used(opened, live.id)
+            .session_last_used(opened.session_id, live.id)
             .await
             .unwrap()
             .is_some());
