@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -358,12 +358,12 @@ pub(super) fn verify(presented: &[u8], found: Option<&Credentials>) -> Option<Cr
 
 /// The credentials of the accounts behind `emails`, read in a batch's transaction on PostgreSQL.
 pub(super) async fn credentials_pg(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     emails: &[&str],
 ) -> Result<HashMap<String, Credentials>, sqlx::Error> {
     let rows: Vec<CredentialRow> = sqlx::query_as(SELECT_CREDENTIALS_PG)
         .bind(emails)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     Ok(credentials_by_email(rows))
 }

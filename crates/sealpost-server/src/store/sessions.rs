@@ -201,7 +201,7 @@ pub(super) struct SessionToOpen<'a> {
 /// Opens a batch's sessions on PostgreSQL (one statement); per login, whether its account was
 /// still there to open one for.
 pub(super) async fn open_sessions_pg(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut sqlx::PgConnection,
     opens: &[SessionToOpen<'_>],
 ) -> Result<Vec<bool>, sqlx::Error> {
     let ids: Vec<Uuid> = opens.iter().map(|o| o.id).collect();
@@ -223,7 +223,7 @@ pub(super) async fn open_sessions_pg(
         .bind(&nows)
         .bind(&expiries)
         .bind(&hashes)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     Ok(ids.iter().map(|id| opened.contains(id)).collect())
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use sealpost_client::api::LoginRequest;
-use sealpost_server::store::{Batch, NewSession, Refreshed, Rotation};
+use sealpost_server::store::{Batch, Committed, NewSession, Refreshed, Rotation};
 use sealpost_server::tokens::hash_token;
 use sha2::{Digest, Sha256};
 
@@ -105,36 +105,52 @@ both!(
             now: now(),
             expires_at: now() + 60_000,
         };
-        let old = hash_token(live.refresh_token.expose());
-        // The live user's token twice in one batch: the second is reuse, and ends the session.
-        let batch = Batch {
-            sends: Vec::new(),
-            opens: vec![
+        let logins = || {
+            vec![
                 login(&gone.email, gone.auth_key.expose()),
                 login(&live.email, &wrong_key),
                 login("nobody@example.com", live.auth_key.expose()),
                 // The stored hash itself is not a key: it is hashed again.
                 login(&live.email, &Sha256::digest(live.auth_key.expose())),
                 login(&live.email, live.auth_key.expose()),
-            ],
+            ]
+        };
+        let check = |done: &Committed| {
+            let refused: Vec<bool> = done.opened[..4].iter().map(Option::is_none).collect();
+            assert_eq!(
+                refused, [true; 4],
+                "a session was opened for a deleted account, a wrong key, an unknown email or \
+                 the stored hash"
+            );
+            let opened = done.opened[4].as_ref().expect("the live account's session");
+            assert_eq!(opened.user_id, live.id);
+            assert_eq!(opened.keyring.keys.len(), 1, "the account's key comes back");
+            opened.session_id
+        };
+        // Logins alone (on PostgreSQL they skip the transaction), then with refreshes.
+        let alone = Batch {
+            opens: logins(),
+            ..Batch::default()
+        };
+        let done = app.store.commit_batch(&alone, i64::MAX).await.unwrap();
+        let first = check(&done);
+        let old = hash_token(live.refresh_token.expose());
+        // The live user's token twice in one batch: the second is reuse, and ends the session.
+        let batch = Batch {
+            sends: Vec::new(),
+            opens: logins(),
             rotations: vec![rotation(&old), rotation(&random(32)), rotation(&old)],
         };
         let done = app.store.commit_batch(&batch, i64::MAX).await.unwrap();
-        let refused: Vec<bool> = done.opened[..4].iter().map(Option::is_none).collect();
-        assert_eq!(
-            refused, [true; 4],
-            "a session was opened for a deleted account, a wrong key, an unknown email or the \
-             stored hash"
-        );
-        let opened = done.opened[4].as_ref().expect("the live account's session");
-        assert_eq!(opened.user_id, live.id);
-        assert_eq!(opened.keyring.keys.len(), 1, "the account's key comes back");
-        assert!(app
-            .store
-            .session_last_used(opened.session_id, live.id)
-            .await
-            .unwrap()
-            .is_some());
+        let second = check(&done);
+        for session in [first, second] {
+            assert!(app
+                .store
+                .session_last_used(session, live.id)
+                .await
+                .unwrap()
+                .is_some());
+        }
         assert!(matches!(
             done.rotated[0],
             Refreshed::Rotated { user_id, session_id } if user_id == live.id && session_id == live.session_id
