@@ -68,8 +68,10 @@ impl Store {
     /// concurrent batches on several nodes never deadlock; SQLite: its write lock, with `BEGIN
     /// IMMEDIATE`), then they are checked and numbered by `plan_batch` (a mailbox holds at most
     /// `max_entries`) and written with one statement per table; a refused send leaves no trace.
-    /// Then the logins (one statement on PostgreSQL), then each refresh. Accounts, then sessions,
-    /// then tokens: the order every other transaction takes its locks in.
+    /// Then the logins: the credentials of their emails read, each auth key compared in constant
+    /// time, and a session opened for each that matched (one statement on PostgreSQL). Then each
+    /// refresh. Accounts, then sessions, then tokens: the order every other transaction takes its
+    /// locks in. On SQLite all of it runs on the caller's thread, blocking it until the commit.
     pub async fn commit_batch(&self, batch: &Batch, max_entries: i64) -> anyhow::Result<Committed> {
         let mut involved: Vec<Uuid> = batch
             .sends
@@ -78,7 +80,6 @@ impl Store {
             .collect();
         involved.sort();
         involved.dedup();
-        let mut rotated = Vec::with_capacity(batch.rotations.len());
         match &self.db {
             Db::Postgres(pool) if batch.sends.is_empty() && batch.rotations.is_empty() => {
                 // Logins alone (a session writer's usual batch): the read needs no transaction,
@@ -104,6 +105,7 @@ impl Store {
                     sends = plan.results;
                 }
                 let (checked, opened) = open_logins_pg(&mut tx, &batch.opens).await?;
+                let mut rotated = Vec::with_capacity(batch.rotations.len());
                 for r in &batch.rotations {
                     rotated.push(rotate_pg(&mut tx, r, self.notifies()).await?);
                 }
