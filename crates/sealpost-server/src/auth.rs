@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use sealpost_crypto::b64;
 
-use sealpost_proto::Secret;
+use sealpost_proto::{Secret, SecretBytes};
 
 use crate::bearer::Auth;
 use crate::clock::now_ms;
@@ -146,7 +146,7 @@ async fn login(
             intent,
             NewSession {
                 email: email.clone(),
-                presented: validate::sha256(&auth_key),
+                presented: SecretBytes::new(validate::sha256(&auth_key)),
                 device_name,
                 refresh_hash,
                 now,

@@ -118,6 +118,22 @@ fn responses_print_no_secret() {
     }
 }
 
+#[test]
+fn a_login_on_its_way_to_the_writer_prints_no_secret() {
+    // SHA-256 of the right auth_key is the stored auth hash itself.
+    let login = crate::store::NewSession {
+        email: "a@example.test".into(),
+        presented: SECRET.to_vec().into(),
+        device_name: None,
+        refresh_hash: vec![1; 32],
+        now: 0,
+        expires_at: 0,
+    };
+    let text = format!("{login:?}");
+    assert!(text.contains("redacted"), "{text}");
+    assert_clean("a login job", &text);
+}
+
 #[tokio::test]
 async fn the_state_prints_no_secret() {
     let dir = match tempfile::tempdir() {

@@ -173,7 +173,9 @@ fn check_logins<'a>(
 ) -> Vec<Option<(Uuid, Credentials)>> {
     logins
         .iter()
-        .map(|login| verify(&login.presented, found(&login.email)).map(|c| (Uuid::now_v7(), c)))
+        .map(|login| {
+            verify(login.presented.expose(), found(&login.email)).map(|c| (Uuid::now_v7(), c))
+        })
         .collect()
 }
 

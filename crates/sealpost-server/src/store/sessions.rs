@@ -1,6 +1,7 @@
 //! Sessions and their refresh tokens: open, check, note their use, rotate, revoke, list.
 
 use rusqlite::{params, OptionalExtension};
+use sealpost_proto::SecretBytes;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -34,8 +35,9 @@ pub enum Refreshed {
 #[derive(Debug)]
 pub struct NewSession {
     pub email: String,
-    /// SHA-256 of the auth_key presented.
-    pub presented: Vec<u8>,
+    /// SHA-256 of the auth_key presented: for the right key, the stored auth hash itself, so it
+    /// prints redacted and is wiped on drop.
+    pub presented: SecretBytes,
     pub device_name: Option<String>,
     /// SHA-256 of its first refresh token.
     pub refresh_hash: Vec<u8>,

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use sealpost_client::api::LoginRequest;
+use sealpost_proto::SecretBytes;
 use sealpost_server::store::{Batch, Committed, NewSession, Refreshed, Rotation};
 use sealpost_server::tokens::hash_token;
 use sha2::{Digest, Sha256};
@@ -91,7 +92,7 @@ both!(
         assert!(app.store.delete_account(gone.id, now()).await.unwrap());
         let login = |email: &str, auth_key: &[u8]| NewSession {
             email: email.to_owned(),
-            presented: Sha256::digest(auth_key).to_vec(),
+            presented: SecretBytes::new(Sha256::digest(auth_key).to_vec()),
             device_name: None,
             refresh_hash: random(32),
             now: now(),
