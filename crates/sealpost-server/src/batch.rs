@@ -64,8 +64,8 @@ struct Coming {
     changed: Notify,
 }
 
-/// A login or refresh on its way to the writer, from the start of its handler (before it reads
-/// the credentials or the token) until it hands its write over, or gives up (a wrong password).
+/// A login or refresh on its way to the writer, from the start of its handler (before its checks
+/// and rate limits) until it hands its write over, or gives up (a bad request, a rate limit).
 /// A batch that starts while some are on their way waits for them, up to [`GATHER`]: at low
 /// concurrency (four clients, a login storm's first seconds) a batch would otherwise commit the
 /// first arrival alone, and the others the next time, one fsync each.
