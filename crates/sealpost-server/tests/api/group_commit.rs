@@ -167,6 +167,60 @@ both!(
     }
 );
 
+both!(
+    a_refresh_alone_rotates_and_the_same_token_again_ends_its_session,
+    |app: TestApp| async move {
+        // On PostgreSQL a batch of one refresh commits without a transaction when the token
+        // rotates, and takes one to end the session when it is reused.
+        let user = app.user("alone").await;
+        let old = hash_token(user.refresh_token.expose());
+        let alone = |old: &[u8]| Batch {
+            rotations: vec![Rotation {
+                old_hash: old.to_vec(),
+                new_hash: random(32),
+                now: now(),
+                expires_at: now() + 60_000,
+            }],
+            ..Batch::default()
+        };
+        let done = app
+            .store
+            .commit_batch(&alone(&old), i64::MAX)
+            .await
+            .unwrap();
+        assert!(matches!(
+            done.rotated[0],
+            Refreshed::Rotated { user_id, session_id } if user_id == user.id && session_id == user.session_id
+        ));
+        let done = app
+            .store
+            .commit_batch(&alone(&random(32)), i64::MAX)
+            .await
+            .unwrap();
+        assert!(matches!(done.rotated[0], Refreshed::Invalid));
+        assert!(app
+            .store
+            .session_last_used(user.session_id, user.id)
+            .await
+            .unwrap()
+            .is_some());
+        let done = app
+            .store
+            .commit_batch(&alone(&old), i64::MAX)
+            .await
+            .unwrap();
+        assert!(matches!(done.rotated[0], Refreshed::Reused(s) if s == user.session_id));
+        assert!(
+            app.store
+                .session_last_used(user.session_id, user.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "a reused token left its session alive"
+        );
+    }
+);
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
