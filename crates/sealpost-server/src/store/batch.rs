@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::accounts::{credentials_pg, credentials_sqlite, verify, Credentials};
 use super::mailbox::{Entry, NewMessage, SendRefused};
 use super::sessions::{
-    open_sessions_pg, open_sessions_sqlite, rotate_fast_pg, rotate_pg, rotate_slow_pg,
-    rotate_sqlite, NewSession, Opened, Refreshed, Rotation, SessionToOpen,
+    open_sessions_pg, open_sessions_sqlite, rotate_pg, rotate_sqlite, NewSession, Opened,
+    Refreshed, Rotation, SessionToOpen,
 };
 use super::{direct, Db, Store};
 use crate::hub::notification;
@@ -89,27 +89,6 @@ impl Store {
                 let mut conn = pool.acquire().await?;
                 let (checked, opened) = open_logins_pg(&mut conn, &batch.opens).await?;
                 Ok(committed(Vec::new(), checked, opened, Vec::new()))
-            }
-            Db::Postgres(pool)
-                if batch.sends.is_empty()
-                    && batch.opens.is_empty()
-                    && batch.rotations.len() == 1 =>
-            {
-                // A refresh alone: the usual rotation is one statement that commits by itself.
-                // Only a token it does not take (reused, unknown, expired) needs a transaction,
-                // to find out why and, when reused, end its session.
-                let r = &batch.rotations[0];
-                let mut conn = pool.acquire().await?;
-                let rotated = match rotate_fast_pg(&mut conn, r).await? {
-                    Some(rotated) => rotated,
-                    None => {
-                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                        let rotated = rotate_slow_pg(&mut tx, r, self.notifies()).await?;
-                        tx.commit().await?;
-                        rotated
-                    }
-                };
-                Ok(committed(Vec::new(), Vec::new(), Vec::new(), vec![rotated]))
             }
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 use sealpost_proto::SecretBytes;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Keyring, Store};
@@ -259,36 +259,19 @@ pub(super) async fn rotate_pg(
     r: &Rotation,
     notify: bool,
 ) -> Result<Refreshed, sqlx::Error> {
-    match rotate_fast_pg(tx, r).await? {
-        Some(rotated) => Ok(rotated),
-        None => rotate_slow_pg(tx, r, notify).await,
-    }
-}
-
-/// The usual rotation on PostgreSQL, one statement: `None` when the token is not unused and live.
-pub(super) async fn rotate_fast_pg(
-    conn: &mut PgConnection,
-    r: &Rotation,
-) -> Result<Option<Refreshed>, sqlx::Error> {
     let rotated: Option<(Uuid, Uuid)> = sqlx::query_as(ROTATE_PG)
         .bind(&r.old_hash)
         .bind(&r.new_hash)
         .bind(r.now)
         .bind(r.expires_at)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?;
-    Ok(rotated.map(|(session_id, user_id)| Refreshed::Rotated {
-        user_id,
-        session_id,
-    }))
-}
-
-/// Why a token the fast path did not rotate could not be: a reused one ends its session.
-pub(super) async fn rotate_slow_pg(
-    tx: &mut Transaction<'_, Postgres>,
-    r: &Rotation,
-    notify: bool,
-) -> Result<Refreshed, sqlx::Error> {
+    if let Some((session_id, user_id)) = rotated {
+        return Ok(Refreshed::Rotated {
+            user_id,
+            session_id,
+        });
+    }
     let row: Option<TokenRow> = sqlx::query_as(SELECT_REFRESH_TOKEN)
         .bind(&r.old_hash)
         .fetch_optional(&mut **tx)

@@ -170,8 +170,7 @@ both!(
 both!(
     a_refresh_alone_rotates_and_the_same_token_again_ends_its_session,
     |app: TestApp| async move {
-        // On PostgreSQL a batch of one refresh commits without a transaction when the token
-        // rotates, and takes one to end the session when it is reused.
+        // A batch of one refresh each time: rotated, unknown, then reused.
         let user = app.user("alone").await;
         let old = hash_token(user.refresh_token.expose());
         let alone = |old: &[u8]| Batch {
