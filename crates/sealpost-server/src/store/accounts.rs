@@ -368,14 +368,16 @@ pub(super) async fn credentials_pg(
     Ok(credentials_by_email(rows))
 }
 
-/// The credentials of the account behind `email`, read in a batch's transaction on SQLite.
+/// The credentials of the accounts behind `emails`, read in a batch's transaction on SQLite
+/// (one statement per email: SQLite has no arrays, and runs in-process).
 pub(super) fn credentials_sqlite(
     tx: &rusqlite::Transaction<'_>,
-    email: &str,
-) -> rusqlite::Result<Option<Credentials>> {
+    emails: &[&str],
+) -> rusqlite::Result<HashMap<String, Credentials>> {
     let mut read = super::direct::prepare(tx, SELECT_CREDENTIALS_SQLITE)?;
-    let rows = read
-        .query_map([email], |row| {
+    let mut rows = Vec::new();
+    for email in emails.iter().collect::<std::collections::BTreeSet<_>>() {
+        for row in read.query_map([email], |row| {
             Ok(CredentialRow {
                 email: row.get(0)?,
                 id: row.get(1)?,
@@ -385,7 +387,9 @@ pub(super) fn credentials_sqlite(
                 public_key: row.get(5)?,
                 wrapped_secret_key: row.get(6)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(credentials_by_email(rows).remove(email))
+        })? {
+            rows.push(row?);
+        }
+    }
+    Ok(credentials_by_email(rows))
 }

@@ -127,16 +127,8 @@ impl Store {
                         }
                         sends = plan.results;
                     }
-                    let mut found = HashMap::new();
-                    for login in &batch.opens {
-                        if !found.contains_key(login.email.as_str()) {
-                            let credentials = credentials_sqlite(&tx, &login.email)?;
-                            found.insert(login.email.as_str(), credentials);
-                        }
-                    }
-                    let checked = check_logins(&batch.opens, |email| {
-                        found.get(email).and_then(Option::as_ref)
-                    });
+                    let found = credentials_sqlite(&tx, &emails(&batch.opens))?;
+                    let checked = check_logins(&batch.opens, |email| found.get(email));
                     let opened = open_sessions_sqlite(&tx, &to_open(&batch.opens, &checked))?;
                     let mut rotated = Vec::with_capacity(batch.rotations.len());
                     for r in &batch.rotations {
@@ -158,11 +150,15 @@ async fn open_logins_pg(
     if logins.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let emails: Vec<&str> = logins.iter().map(|s| s.email.as_str()).collect();
-    let found = credentials_pg(conn, &emails).await?;
+    let found = credentials_pg(conn, &emails(logins)).await?;
     let checked = check_logins(logins, |email| found.get(email));
     let opened = open_sessions_pg(conn, &to_open(logins, &checked)).await?;
     Ok((checked, opened))
+}
+
+/// The emails of a batch's logins.
+fn emails(logins: &[NewSession]) -> Vec<&str> {
+    logins.iter().map(|s| s.email.as_str()).collect()
 }
 
 /// Each login's account, when the auth key presented matches its stored hash, with the id of the
